@@ -1,0 +1,14 @@
+"""Static sparse LeNet-5-Caffe on Fashion-MNIST at 95% sparsity.
+
+Same recipe as lenet300_static (sparse momentum's MNIST defaults).
+"""
+
+from tf_sparse import experiment
+
+
+def get_config():
+    config = experiment.default_config()
+    config.model = "lenet5_caffe"
+    config.sparsity = 0.95
+    config.algorithm = "static"
+    return config

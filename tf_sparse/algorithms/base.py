@@ -1,0 +1,72 @@
+"""The interface every mask-update algorithm implements.
+
+An algorithm is three decisions (see docs/design.md):
+  * when: `should_update(step)`, a schedule over optimizer steps;
+  * what to drop: a score over active weights (lowest scores are removed);
+  * what to grow: a score over inactive weights (highest scores are added).
+
+`tf_sparse.training.attach` calls `after_train_step(step, data)` at the end
+of every train step, inside the compiled train function, so updates happen at
+exact steps with `steps_per_execution`, XLA and tf.distribute. Keeping pruned
+weights at zero is not the algorithm's job: the masks' constraint does that
+after every optimizer step (`tf_sparse.masking`).
+
+Example (a do-nothing algorithm is the static sparse baseline):
+
+    class Static(MaskAlgorithm):
+        name = "static"
+"""
+
+import tensorflow as tf
+
+from tf_sparse import masking
+
+
+class MaskAlgorithm:
+    """Base class: by default the masks never change (static sparsity)."""
+
+    name = "base"
+
+    def __init__(self):
+        self.model = None
+        self.weights = []
+
+    def attach(self, model):
+        """Called once before training; create state variables here.
+
+        Runs under the model's distribution strategy scope.
+        """
+        self.model = model
+        self.weights = masking.masked_weights(model)
+
+    def should_update(self, step):
+        """Whether to update masks after optimizer step `step` (1-based).
+
+        Returns a Python bool (False means "never", so no update ops are
+        traced) or a boolean tensor.
+        """
+        del step
+        return False
+
+    def update(self, step, data):
+        """Changes the masks in place (in graph). Only called when due."""
+        raise NotImplementedError
+
+    def after_train_step(self, step, data):
+        """Runs `update` when `should_update(step)`; traced in the step."""
+        due = self.should_update(step)
+        if due is False:
+            return
+
+        def run():
+            self.update(step, data)
+            return tf.constant(True)
+
+        tf.cond(due, run, lambda: tf.constant(False))
+
+    def checkpoint_items(self):
+        """Trackable state to save with the model (dict name -> trackable)."""
+        return {}
+
+    def get_config(self):
+        return {"name": self.name}

@@ -1,0 +1,246 @@
+"""A resumable sparse training run driven by a config: what `tools/train.py` runs.
+
+A run lives in a workdir:
+
+    workdir/run.json        the config the run was started with
+    workdir/checkpoints/    model, masks, optimizer slots, epochs done
+    workdir/tensorboard/    loss, accuracy, learning rate, densities
+    workdir/results.json    test metrics and the density report at the end
+
+Started again on the same workdir, a run continues from its last finished
+epoch; the data order of every epoch depends only on (seed, epoch), so a
+resumed run sees exactly the batches the uninterrupted run would have seen.
+A workdir holding a run with another model, data set or sparsity is refused.
+
+Example:
+
+    from configs.fashion_mnist import lenet300_static as cfg
+    results = run(cfg.get_config(), "runs/static")
+    print(results["test_accuracy"])
+"""
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_sparse import algorithms
+from tf_sparse import callbacks
+from tf_sparse import checkpoints
+from tf_sparse import diagnostics
+from tf_sparse import sparsification
+from tf_sparse import models as models_lib
+from tf_sparse.data import fashion_mnist
+
+# Keys that define what a run *is*; resuming with another value is refused.
+IDENTITY_KEYS = ("model", "dataset", "sparsity", "distribution", "keep_dense",
+                 "algorithm", "seed", "batch_size", "optimizer")
+
+
+def default_config():
+    """Every key a training config may set, with its default.
+
+    Config files in configs/ start from this and change what they need; a key
+    that is not here is an error (the ConfigDict is locked).
+    """
+    import ml_collections  # Only needed by config users.
+    c = ml_collections.ConfigDict()
+    c.model = "lenet300_100"
+    c.dataset = "fashion_mnist"
+    c.data_dir = ""            # "" searches the default places.
+    c.seed = 17
+    c.epochs = 20
+    c.batch_size = 100
+    c.steps_per_epoch = 0      # 0: the whole training set every epoch.
+    # Optimizer (sparse momentum's MNIST defaults: Nesterov SGD 0.1, wd 5e-4).
+    c.optimizer = "sgd"
+    c.learning_rate = 0.1
+    c.momentum = 0.9
+    c.nesterov = True
+    c.weight_decay = 5e-4
+    c.lr_decay_at = (0.5, 0.75)   # fractions of training
+    c.lr_decay_factor = 0.1
+    # Sparsity.
+    c.sparsity = 0.95
+    c.distribution = "uniform"
+    c.keep_dense = ()
+    c.algorithm = "static"
+    # Execution.
+    c.steps_per_execution = 1
+    c.jit_compile = False
+    c.lock()
+    return c
+
+
+class RunMismatchError(ValueError):
+    """The workdir holds a run that differs from the requested one."""
+
+
+def _plain(value):
+    if hasattr(value, "to_dict"):
+        return {k: _plain(v) for k, v in value.to_dict().items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_workdir(config, workdir):
+    """Writes run.json for a new run, or checks it matches an existing one."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "run.json")
+    current = _plain(config)
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        for key in IDENTITY_KEYS:
+            if previous.get(key) != current.get(key):
+                raise RunMismatchError(
+                    f"Workdir {workdir} holds a run with {key}="
+                    f"{previous.get(key)!r}, but this config has {key}="
+                    f"{current.get(key)!r}. Use another --workdir; nothing was "
+                    "changed in this one.")
+        return False
+    with open(path, "w") as f:
+        json.dump(current, f, indent=2, sort_keys=True)
+    return True
+
+
+def epoch_batches(x, y, *, batch_size, seed, first_epoch, epochs,
+                  steps_per_epoch):
+    """Training batches from `first_epoch` to `epochs`, in a seeded order.
+
+    Epoch e is a permutation drawn from (seed, e) alone, so any epoch's
+    batches are the same whether or not the run was resumed before it.
+    Images are scaled to [0, 1] float32.
+    """
+    images = tf.constant(x)
+    labels = tf.constant(y)
+    n = int(images.shape[0])
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(
+            batch_size, drop_remainder=True).take(steps_per_epoch)
+
+    def gather(index):
+        return (tf.cast(tf.gather(images, index), tf.float32) / 255.0,
+                tf.gather(labels, index))
+
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).map(
+        gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def eval_batches(x, y, batch_size):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).map(
+        lambda a, b: (tf.cast(a, tf.float32) / 255.0, b)).prefetch(2)
+
+
+def _add_channel(x):
+    return x[..., None] if x.ndim == 3 else x
+
+
+def load_arrays(config):
+    """Train and test arrays of an in-memory data set."""
+    if config.dataset != "fashion_mnist":
+        raise ValueError(
+            f"Unknown dataset {config.dataset!r} for tools/train.py; accepted: "
+            "fashion_mnist (CIFAR-10 and ImageNet have their own binaries).")
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_fashion_mnist(
+        config.data_dir or None)
+    return ((_add_channel(x_train), y_train.astype(np.int32)),
+            (_add_channel(x_test), y_test.astype(np.int32)))
+
+
+def learning_rate(config, total_steps):
+    """Step decay: x`lr_decay_factor` at each fraction in `lr_decay_at`."""
+    boundaries = [int(math.floor(f * total_steps + 0.5))
+                  for f in config.lr_decay_at]
+    if not boundaries:
+        return config.learning_rate
+    values = [config.learning_rate * config.lr_decay_factor ** i
+              for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_optimizer(config, total_steps):
+    lr = learning_rate(config, total_steps)
+    name = config.optimizer
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=config.momentum,
+                                    nesterov=config.nesterov,
+                                    weight_decay=config.weight_decay or None)
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    raise ValueError(
+        f"Unknown optimizer {name!r}; accepted: sgd, adam, adamw.")
+
+
+def build_model(config, input_shape, num_classes):
+    keras.utils.set_random_seed(config.seed)
+    model = models_lib.get_model(config.model, num_classes=num_classes,
+                                 input_shape=input_shape)
+    return sparsification.sparsify(
+        model, sparsity=config.sparsity, distribution=config.distribution,
+        keep_dense=list(config.keep_dense), seed=config.seed)
+
+
+def run(config, workdir, verbose=1):
+    """Trains (or resumes) the configured run in `workdir`; returns results."""
+    check_workdir(config, workdir)
+    (x_train, y_train), (x_test, y_test) = load_arrays(config)
+    steps_per_epoch = len(x_train) // config.batch_size
+    if config.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
+    total_steps = steps_per_epoch * config.epochs
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+
+    model = build_model(config, x_train.shape[1:], num_classes)
+    algorithm = algorithms.get(config.algorithm)
+    model.compile(optimizer=make_optimizer(config, total_steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True),
+                  metrics=["accuracy"],
+                  steps_per_execution=config.steps_per_execution,
+                  jit_compile=config.jit_compile)
+    mask_update = callbacks.MaskUpdate(algorithm)
+    mask_update.set_model(model)
+    ckpt = checkpoints.TrainingCheckpoint(
+        os.path.join(workdir, "checkpoints"), model, algorithm)
+    start_epoch = ckpt.restore()
+    if verbose and start_epoch:
+        print(f"Resuming {workdir} after epoch {start_epoch} "
+              f"(step {int(model.optimizer.iterations.numpy())}).")
+    if start_epoch < config.epochs:
+        train = epoch_batches(x_train, y_train, batch_size=config.batch_size,
+                              seed=config.seed, first_epoch=start_epoch,
+                              epochs=config.epochs,
+                              steps_per_epoch=steps_per_epoch)
+        model.fit(train, epochs=config.epochs, initial_epoch=start_epoch,
+                  steps_per_epoch=steps_per_epoch, verbose=verbose,
+                  callbacks=[mask_update,
+                             callbacks.SparsitySummaries(
+                                 os.path.join(workdir, "tensorboard")),
+                             callbacks.SaveCheckpoint(ckpt)])
+    test_loss, test_accuracy = model.evaluate(
+        eval_batches(x_test, y_test, 1000), verbose=0)
+    rep = diagnostics.report(model)
+    results = {"test_loss": float(test_loss),
+               "test_accuracy": float(test_accuracy),
+               "steps": int(model.optimizer.iterations.numpy()),
+               "epochs": config.epochs, **rep.as_dict()}
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    if verbose:
+        print(diagnostics.summary(model))
+        print(f"test accuracy: {test_accuracy:.4f}  test loss: "
+              f"{test_loss:.4f}  density: {rep.density:.4f} "
+              f"({rep.total_nonzeros} of {rep.total_size} weights)")
+    return results

@@ -1,0 +1,29 @@
+"""Trains a sparse model from a config; resumes from --workdir.
+
+Usage:
+  python tools/train.py --config=configs/fashion_mnist/lenet300_static.py \
+      --workdir=runs/static --config.epochs=5 --config.sparsity=0.9
+"""
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from tf_sparse import experiment
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a config file in configs/.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, TensorBoard logs, results.")
+_VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras fit verbosity (0, 1, 2).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    experiment.run(_CONFIG.value, _WORKDIR.value, verbose=_VERBOSE.value)
+
+
+if __name__ == "__main__":
+    app.run(main)
