@@ -14,7 +14,6 @@ Example:
 """
 
 import dataclasses
-import string
 
 import keras
 import numpy as np
@@ -119,12 +118,13 @@ def dense_flops(layer, weight_name, weight_shape):
         return None
     kernel_size = _prod(weight_shape)
     if isinstance(layer, keras.layers.EinsumDense):
-        out_shape = layer.compute_output_shape(input_shape)
+        # Every kernel entry is used once per combination of the input's
+        # free (non-kernel, non-batch) dimensions.
         inputs, rest = layer.equation.split(",")
-        kernel, _ = rest.split("->")
-        contracted = [d for label, d in zip(kernel, weight_shape)
-                      if label in inputs and label in string.ascii_letters]
-        return 2 * _prod(out_shape[1:]) * _prod(contracted)
+        kernel = rest.split("->")[0]
+        free = [d for label, d in zip(inputs[1:], input_shape[1:])
+                if label not in kernel]
+        return 2 * _prod(free) * kernel_size
     if isinstance(layer, keras.layers.Dense):
         return 2 * _prod(input_shape[1:-1]) * kernel_size
     out_shape = tuple(layer.compute_output_shape(input_shape))

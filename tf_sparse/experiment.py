@@ -37,7 +37,8 @@ from tf_sparse.data import fashion_mnist
 
 # Keys that define what a run *is*; resuming with another value is refused.
 IDENTITY_KEYS = ("model", "dataset", "sparsity", "distribution", "keep_dense",
-                 "algorithm", "seed", "batch_size", "optimizer")
+                 "rescale_init", "algorithm", "seed", "batch_size",
+                 "optimizer")
 
 
 def default_config():
@@ -67,6 +68,7 @@ def default_config():
     c.sparsity = 0.95
     c.distribution = "uniform"
     c.keep_dense = ()
+    c.rescale_init = False     # scale kept weights by 1/sqrt(layer density)
     c.algorithm = "static"
     # Execution.
     c.steps_per_execution = 1
@@ -189,7 +191,8 @@ def build_model(config, input_shape, num_classes):
                                  input_shape=input_shape)
     return sparsification.sparsify(
         model, sparsity=config.sparsity, distribution=config.distribution,
-        keep_dense=list(config.keep_dense), seed=config.seed)
+        keep_dense=list(config.keep_dense), seed=config.seed,
+        rescale_weights=config.rescale_init)
 
 
 def run(config, workdir, verbose=1):
@@ -224,6 +227,7 @@ def run(config, workdir, verbose=1):
                               epochs=config.epochs,
                               steps_per_epoch=steps_per_epoch)
         model.fit(train, epochs=config.epochs, initial_epoch=start_epoch,
+                  shuffle=False,
                   steps_per_epoch=steps_per_epoch, verbose=verbose,
                   callbacks=[mask_update,
                              callbacks.SparsitySummaries(
@@ -235,12 +239,17 @@ def run(config, workdir, verbose=1):
     results = {"test_loss": float(test_loss),
                "test_accuracy": float(test_accuracy),
                "steps": int(model.optimizer.iterations.numpy()),
-               "epochs": config.epochs, **rep.as_dict()}
+               "epochs": config.epochs, **rep.as_dict(),
+               "summary": diagnostics.summary(model)}
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    if verbose:
-        print(diagnostics.summary(model))
-        print(f"test accuracy: {test_accuracy:.4f}  test loss: "
-              f"{test_loss:.4f}  density: {rep.density:.4f} "
-              f"({rep.total_nonzeros} of {rep.total_size} weights)")
     return results
+
+
+def final_report(results):
+    """The text the CLI prints at the end: density table and test metrics."""
+    return (f"{results['summary']}\n"
+            f"test accuracy: {results['test_accuracy']:.4f}  test loss: "
+            f"{results['test_loss']:.4f}  density: {results['density']:.4f} "
+            f"({results['total_nonzeros']} of {results['total_size']} "
+            "weights)")

@@ -38,9 +38,13 @@ def _clone_architecture(model):
             f"Cannot rebuild subclassed model {type(model).__name__!r} from "
             f"its config ({error}). Give it a get_config/from_config, or "
             "remove the masks in place with tfs.unsparsify(model).") from error
-    shapes = getattr(model, "_build_shapes_dict", None)
-    if shapes:
-        clone.build(**shapes)
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if len(shapes) == 1:
+        # Call, not build(): a subclassed model without build() only creates
+        # its weights when called.
+        shape = [1 if d is None else int(d)
+                 for d in tuple(shapes.values())[0]]
+        clone(keras.ops.zeros(shape, dtype=model.compute_dtype))
     if not clone.built or len(clone.weights) != len(model.weights):
         raise ValueError(
             f"Rebuilt {type(model).__name__!r} has {len(clone.weights)} "

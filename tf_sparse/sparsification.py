@@ -165,7 +165,7 @@ def initial_mask(target, count, mask_init, seed, index):
 
 
 def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
-             mask_init="random", masks=None, seed=0):
+             mask_init="random", masks=None, seed=0, rescale_weights=False):
     """Attaches exact-count masks to the prunable weights of a built model.
 
     The model is modified in place (like `keras.Model.quantize`) and returned.
@@ -187,6 +187,12 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         given masks are used as they are (e.g. a lottery ticket), and
         `sparsity` may then be omitted.
       seed: seed of the random masks. Same seed, same masks, bit for bit.
+      rescale_weights: multiply each layer's kept weights by
+        `1/sqrt(layer density)`, so that a layer's output variance at
+        initialisation matches the dense initialiser's (the sparsity-aware
+        init of Evci et al. 2022, "Gradient Flow in Sparse Neural Networks").
+        Off by default, as in the reference implementations; without it a
+        very sparse network starts with vanishing signal and learns slowly.
 
     Returns:
       The same model, now sparse.
@@ -232,6 +238,12 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
                 t, counts[t.path], mask_init, seed, index)
     for layer, layer_masks in plan.items():
         masking.attach_masks(layer, layer_masks)
+        if rescale_weights:
+            for name, mask in layer_masks.items():
+                density = float(np.mean(mask))
+                if density > 0:
+                    variable = getattr(layer, name)
+                    variable.assign(variable / np.sqrt(density))
     return model
 
 

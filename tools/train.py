@@ -7,6 +7,7 @@ Usage:
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from tf_sparse import experiment
@@ -22,7 +23,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    experiment.run(_CONFIG.value, _WORKDIR.value, verbose=_VERBOSE.value)
+    logging.set_verbosity(logging.WARNING)
+    results = experiment.run(_CONFIG.value, _WORKDIR.value,
+                             verbose=_VERBOSE.value)
+    print(experiment.final_report(results))
 
 
 if __name__ == "__main__":

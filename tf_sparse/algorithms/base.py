@@ -49,7 +49,11 @@ class MaskAlgorithm:
         return False
 
     def update(self, step, data):
-        """Changes the masks in place (in graph). Only called when due."""
+        """Changes the masks in place (in graph). Only called when due.
+
+        Weights need not be touched: `after_train_step` zeroes the weights of
+        dropped positions afterwards.
+        """
         raise NotImplementedError
 
     def after_train_step(self, step, data):
@@ -60,6 +64,10 @@ class MaskAlgorithm:
 
         def run():
             self.update(step, data)
+            # Weights follow their new masks at once (dropped ones become 0),
+            # so pruned weights are 0 after this step too.
+            for mw in self.weights:
+                mw.variable.assign(masking.keep_active(mw.variable, mw.mask))
             return tf.constant(True)
 
         tf.cond(due, run, lambda: tf.constant(False))

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Sets up everything tf-sparse needs on a fresh machine, then runs a job.
+#
+#   bash tools/run.sh train   # main job: static sparse LeNet-300-100 on Fashion-MNIST
+#   bash tools/run.sh test    # the test suite
+#
+# Set-up (idempotent, skipped when already done):
+#   * the Debian package dataset-fashion-mnist (real Fashion-MNIST IDX files),
+#   * a virtual environment in .venv with tf-sparse and its dev extras.
+# Extra arguments after the job name go to tools/train.py or pytest.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+job="${1:-}"
+shift || true
+
+ensure_data() {
+  if [ -n "${TF_SPARSE_FASHION_MNIST_DIR:-}" ] || \
+     [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    return
+  fi
+  echo "== installing dataset-fashion-mnist (Debian package)"
+  local sudo=""
+  if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist
+}
+
+ensure_venv() {
+  local python="${PYTHON:-python3}"
+  local stamp=".venv/.tf_sparse-setup"
+  local want
+  want="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  echo "== creating .venv and installing tf-sparse[dev] (a few minutes the first time)"
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+}
+
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+case "$job" in
+  train)
+    ensure_data
+    ensure_venv
+    exec .venv/bin/python tools/train.py \
+      --config=configs/fashion_mnist/lenet300_static.py \
+      --workdir="${WORKDIR:-runs/lenet300_static}" "$@"
+    ;;
+  test)
+    ensure_data
+    ensure_venv
+    exec .venv/bin/python -m pytest -q "$@"
+    ;;
+  *)
+    echo "usage: bash tools/run.sh {train|test} [extra arguments]" >&2
+    exit 2
+    ;;
+esac
