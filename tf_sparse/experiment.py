@@ -8,8 +8,9 @@ A run lives in a workdir:
     workdir/results.json    test metrics and the density report at the end
 
 Started again on the same workdir, a run continues from its last finished
-epoch; the data order of every epoch depends only on (seed, epoch), so a
-resumed run sees exactly the batches the uninterrupted run would have seen.
+epoch; the data order of every epoch depends only on (seed, epoch) (see
+`tf_sparse.data.pipelines`), so a resumed run sees exactly the batches the
+uninterrupted run would have seen.
 A workdir holding a run with another model, data set or sparsity is refused.
 
 Example:
@@ -34,6 +35,7 @@ from tf_sparse import diagnostics
 from tf_sparse import sparsification
 from tf_sparse import models as models_lib
 from tf_sparse.data import fashion_mnist
+from tf_sparse.data import pipelines
 
 # Keys that define what a run *is*; resuming with another value is refused.
 IDENTITY_KEYS = ("model", "dataset", "sparsity", "distribution", "keep_dense",
@@ -112,51 +114,16 @@ def check_workdir(config, workdir):
     return True
 
 
-def epoch_batches(x, y, *, batch_size, seed, first_epoch, epochs,
-                  steps_per_epoch):
-    """Training batches from `first_epoch` to `epochs`, in a seeded order.
-
-    Epoch e is a permutation drawn from (seed, e) alone, so any epoch's
-    batches are the same whether or not the run was resumed before it.
-    Images are scaled to [0, 1] float32.
-    """
-    images = tf.constant(x)
-    labels = tf.constant(y)
-    n = int(images.shape[0])
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(
-            batch_size, drop_remainder=True).take(steps_per_epoch)
-
-    def gather(index):
-        return (tf.cast(tf.gather(images, index), tf.float32) / 255.0,
-                tf.gather(labels, index))
-
-    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).map(
-        gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-
-
-def eval_batches(x, y, batch_size):
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).map(
-        lambda a, b: (tf.cast(a, tf.float32) / 255.0, b)).prefetch(2)
-
-
-def _add_channel(x):
-    return x[..., None] if x.ndim == 3 else x
-
-
 def load_arrays(config):
-    """Train and test arrays of an in-memory data set."""
+    """Train and test arrays (uint8 images, int32 labels) of a data set."""
     if config.dataset != "fashion_mnist":
         raise ValueError(
             f"Unknown dataset {config.dataset!r} for tools/train.py; accepted: "
             "fashion_mnist (CIFAR-10 and ImageNet have their own binaries).")
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_fashion_mnist(
         config.data_dir or None)
-    return ((_add_channel(x_train), y_train.astype(np.int32)),
-            (_add_channel(x_test), y_test.astype(np.int32)))
+    return ((x_train, y_train.astype(np.int32)),
+            (x_test, y_test.astype(np.int32)))
 
 
 def learning_rate(config, total_steps):
@@ -205,7 +172,8 @@ def run(config, workdir, verbose=1):
     total_steps = steps_per_epoch * config.epochs
     num_classes = int(max(y_train.max(), y_test.max())) + 1
 
-    model = build_model(config, x_train.shape[1:], num_classes)
+    # scale_grayscale adds the channel axis: (28, 28) images -> (28, 28, 1).
+    model = build_model(config, x_train.shape[1:] + (1,), num_classes)
     algorithm = algorithms.get(config.algorithm)
     model.compile(optimizer=make_optimizer(config, total_steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(
@@ -222,10 +190,11 @@ def run(config, workdir, verbose=1):
         print(f"Resuming {workdir} after epoch {start_epoch} "
               f"(step {int(model.optimizer.iterations.numpy())}).")
     if start_epoch < config.epochs:
-        train = epoch_batches(x_train, y_train, batch_size=config.batch_size,
-                              seed=config.seed, first_epoch=start_epoch,
-                              epochs=config.epochs,
-                              steps_per_epoch=steps_per_epoch)
+        train = pipelines.from_arrays(
+            x_train, y_train, config.batch_size, training=True,
+            seed=config.seed, preprocess=pipelines.scale_grayscale(),
+            repeat=True, start_epoch=start_epoch,
+            max_batches_per_epoch=steps_per_epoch)
         model.fit(train, epochs=config.epochs, initial_epoch=start_epoch,
                   shuffle=False,
                   steps_per_epoch=steps_per_epoch, verbose=verbose,
@@ -234,7 +203,9 @@ def run(config, workdir, verbose=1):
                                  os.path.join(workdir, "tensorboard")),
                              callbacks.SaveCheckpoint(ckpt)])
     test_loss, test_accuracy = model.evaluate(
-        eval_batches(x_test, y_test, 1000), verbose=0)
+        pipelines.from_arrays(x_test, y_test, 1000, training=False,
+                              preprocess=pipelines.scale_grayscale()),
+        verbose=0)
     rep = diagnostics.report(model)
     results = {"test_loss": float(test_loss),
                "test_accuracy": float(test_accuracy),

@@ -232,3 +232,22 @@ def test_two_replicas_see_the_single_device_order():
     distributed = json.loads(result.stdout.strip().splitlines()[-1])
     single = from_arrays(np.arange(24, dtype=np.float32), np.arange(24), 8, training=True, seed=4)
     assert distributed == [epoch_labels(single) for _ in range(2)]
+
+
+def test_max_batches_per_epoch_plays_the_start_of_each_epochs_order():
+    x = np.arange(40, dtype=np.float32)
+    y = np.arange(40) % 10
+    full = from_arrays(x, y, 4, training=True, seed=3, repeat=True)
+    capped = from_arrays(x, y, 4, training=True, seed=3, repeat=True,
+                         max_batches_per_epoch=2)
+    full_batches = [b.numpy().tolist() for b, _ in full.take(30)]
+    capped_batches = [b.numpy().tolist() for b, _ in capped.take(6)]
+    # Epoch e of the capped stream = first 2 batches of epoch e (10 a full
+    # epoch).
+    expected = [full_batches[e * 10 + i] for e in range(3) for i in range(2)]
+    assert capped_batches == expected
+    resumed = from_arrays(x, y, 4, training=True, seed=3, repeat=True,
+                          start_epoch=1, max_batches_per_epoch=2)
+    assert [b.numpy().tolist() for b, _ in resumed.take(4)] == expected[2:]
+    with pytest.raises(ValueError, match="max_batches_per_epoch"):
+        from_arrays(x, y, 4, training=True, seed=3, max_batches_per_epoch=0)

@@ -107,6 +107,7 @@ def from_arrays(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool
                 seed: Optional[int] = None, preprocess: Optional[Preprocess] = None,
                 augment: Optional[Augment] = None, drop_remainder: Optional[bool] = None,
                 repeat: bool = False, start_epoch: int = 0,
+                max_batches_per_epoch: Optional[int] = None,
                 num_parallel_calls: int = AUTOTUNE) -> tf.data.Dataset:
     """Builds a batched, prefetched tf.data pipeline over `(x, y)`.
 
@@ -132,6 +133,10 @@ def from_arrays(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool
         False otherwise (every example evaluated).
       repeat: training only; see the module docstring.
       start_epoch: training only; the epoch number the first iteration plays.
+      max_batches_per_epoch: training only; play only the first this many
+        batches of each epoch's order (short runs, smoke tests). Epoch `e`
+        still starts at the beginning of its own permutation, so resuming
+        keeps the same batches.
       num_parallel_calls: for the map that gathers and transforms batches.
 
     Returns:
@@ -148,6 +153,11 @@ def from_arrays(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool
     if drop_remainder is None:
         drop_remainder = bool(training)
     num_batches = steps_per_epoch(num_examples, batch_size, drop_remainder)
+    if max_batches_per_epoch is not None:
+        if max_batches_per_epoch < 1:
+            raise ValueError(
+                f"max_batches_per_epoch must be >= 1, got {max_batches_per_epoch}")
+        num_batches = min(num_batches, int(max_batches_per_epoch))
     if num_batches == 0:
         raise ValueError(
             f"batch_size={batch_size} with drop_remainder=True leaves no batch from "
@@ -185,7 +195,8 @@ def from_arrays(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool
             return load(indices, batch_seed)
 
         epoch_ds = tf.data.Dataset.from_tensor_slices(order)
-        epoch_ds = epoch_ds.batch(batch_size, drop_remainder=drop_remainder).enumerate()
+        epoch_ds = epoch_ds.batch(batch_size, drop_remainder=drop_remainder)
+        epoch_ds = epoch_ds.take(num_batches).enumerate()
         return epoch_ds.map(load_batch, num_parallel_calls=num_parallel_calls, deterministic=True)
 
     ds = epoch_numbers(repeat=repeat, start_epoch=start_epoch).flat_map(one_epoch)
