@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import tf_sparse as tfs
 from tf_sparse import checkpoints

@@ -21,12 +21,10 @@ Example:
 """
 
 import json
-import math
 import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tf_sparse import algorithms
 from tf_sparse import callbacks
@@ -34,6 +32,7 @@ from tf_sparse import checkpoints
 from tf_sparse import diagnostics
 from tf_sparse import sparsification
 from tf_sparse import models as models_lib
+from tf_sparse import schedules
 from tf_sparse.data import fashion_mnist
 from tf_sparse.data import pipelines
 
@@ -128,13 +127,11 @@ def load_arrays(config):
 
 def learning_rate(config, total_steps):
     """Step decay: x`lr_decay_factor` at each fraction in `lr_decay_at`."""
-    boundaries = [int(math.floor(f * total_steps + 0.5))
-                  for f in config.lr_decay_at]
-    if not boundaries:
+    if not config.lr_decay_at:
         return config.learning_rate
-    values = [config.learning_rate * config.lr_decay_factor ** i
-              for i in range(len(boundaries) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    return schedules.StepDecayLR(
+        config.learning_rate, boundaries=tuple(config.lr_decay_at),
+        factor=config.lr_decay_factor, total_steps=total_steps)
 
 
 def make_optimizer(config, total_steps):
