@@ -31,6 +31,15 @@ needs_data = pytest.mark.skipif(not have_fashion_mnist(),
                                 reason="Fashion-MNIST not installed")
 
 
+def tensorboard_tags(log_dir):
+    tags = set()
+    for name in os.listdir(log_dir):
+        for event in tf.compat.v1.train.summary_iterator(
+                os.path.join(log_dir, name)):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
 def train_cli(workdir, *overrides):
     cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"),
            f"--config={CONFIG}", f"--workdir={workdir}", "--verbose=0",
@@ -54,7 +63,9 @@ def test_cli_trains_real_steps_then_resumes(tmp_path):
     assert results["test_accuracy"] > 0.25
     assert results["test_loss"] < 2.25
     assert "test accuracy" in first.stdout
-    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    tags = tensorboard_tags(os.path.join(workdir, "tensorboard"))
+    assert {"epoch/loss", "epoch/accuracy", "learning_rate",
+            "sparsity/density", "sparsity/fc1/kernel"} <= tags
 
     second = train_cli(workdir, "--config.epochs=2",
                        "--config.steps_per_epoch=60", "--verbose=1")
@@ -131,3 +142,34 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     ra = json.load(open(os.path.join(whole, "results.json")))
     rb = json.load(open(os.path.join(parted, "results.json")))
     assert ra["test_loss"] == rb["test_loss"]
+
+
+@needs_data
+def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path,
+                                                           monkeypatch):
+    config = small_config(checkpoint_every_steps=4)
+    whole = str(tmp_path / "whole")
+    experiment.run(config, whole, verbose=0)
+
+    class Killed(Exception):
+        pass
+
+    parted = str(tmp_path / "parted")
+    original = callbacks.SaveCheckpoint.on_train_batch_end
+
+    def die_after_step_22(self, batch, logs=None):
+        original(self, batch, logs)
+        if int(self.model.optimizer.iterations.numpy()) == 22:
+            raise Killed()   # last checkpoint: step 20, mid epoch 2
+
+    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_train_batch_end",
+                        die_after_step_22)
+    with pytest.raises(Killed):
+        experiment.run(config, parted, verbose=0)
+    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_train_batch_end",
+                        original)
+    experiment.run(config, parted, verbose=0)
+    a, b = checkpoint_values(whole), checkpoint_values(parted)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -82,11 +82,34 @@ class SparsitySummaries(keras.callbacks.Callback):
 
 
 class SaveCheckpoint(keras.callbacks.Callback):
-    """Saves a `tfs.checkpoints.TrainingCheckpoint` after every epoch."""
+    """Saves a `tfs.checkpoints.TrainingCheckpoint` at every epoch end and,
+    with `every_steps`, whenever the optimizer step passes a multiple of it
+    (checked at each batch end, so at execution granularity when
+    `steps_per_execution` > 1)."""
 
-    def __init__(self, checkpoint):
+    def __init__(self, checkpoint, every_steps=0):
         super().__init__()
+        if every_steps < 0:
+            raise ValueError(f"every_steps must be >= 0, got {every_steps}.")
         self.checkpoint = checkpoint
+        self.every_steps = int(every_steps)
+        self._epoch = 0
+        self._last_saved = None
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.every_steps:
+            return
+        step = self._step()
+        due = step // self.every_steps
+        if due and due != self._last_saved:
+            self._last_saved = due
+            self.checkpoint.save(self._epoch, step=step)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.checkpoint.save(epoch + 1)
+        self.checkpoint.save(epoch + 1, step=self._step())

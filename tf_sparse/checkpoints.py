@@ -59,6 +59,8 @@ class TrainingCheckpoint:
                 f"a corrupted file): {str(error)[:500]}") from error
         return int(self.epoch.numpy())
 
-    def save(self, epochs_done):
+    def save(self, epochs_done, step=None):
+        """Saves everything; numbered by `step` (default: epochs done)."""
         self.epoch.assign(epochs_done)
-        return self.manager.save(checkpoint_number=epochs_done)
+        return self.manager.save(
+            checkpoint_number=epochs_done if step is None else step)

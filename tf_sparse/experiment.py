@@ -3,12 +3,13 @@
 A run lives in a workdir:
 
     workdir/run.json        the config the run was started with
-    workdir/checkpoints/    model, masks, optimizer slots, epochs done
+    workdir/checkpoints/    model, masks, optimizer slots, step
     workdir/tensorboard/    loss, accuracy, learning rate, densities
     workdir/results.json    test metrics and the density report at the end
 
-Started again on the same workdir, a run continues from its last finished
-epoch; the data order of every epoch depends only on (seed, epoch) (see
+Started again on the same workdir, a run continues from its last checkpoint
+(every epoch, or every `checkpoint_every_steps` steps), mid-epoch included;
+the data order of every epoch depends only on (seed, epoch) (see
 `tf_sparse.data.pipelines`), so a resumed run sees exactly the batches the
 uninterrupted run would have seen.
 A workdir holding a run with another model, data set or sparsity is refused.
@@ -57,6 +58,7 @@ def default_config():
     c.epochs = 20
     c.batch_size = 100
     c.steps_per_epoch = 0      # 0: the whole training set every epoch.
+    c.checkpoint_every_steps = 0   # 0: checkpoint at the end of each epoch.
     # Optimizer (sparse momentum's MNIST defaults: Nesterov SGD 0.1, wd 5e-4).
     c.optimizer = "sgd"
     c.learning_rate = 0.1
@@ -182,23 +184,38 @@ def run(config, workdir, verbose=1):
     mask_update.set_model(model)
     ckpt = checkpoints.TrainingCheckpoint(
         os.path.join(workdir, "checkpoints"), model, algorithm)
-    start_epoch = ckpt.restore()
-    if verbose and start_epoch:
-        print(f"Resuming {workdir} after epoch {start_epoch} "
-              f"(step {int(model.optimizer.iterations.numpy())}).")
-    if start_epoch < config.epochs:
-        train = pipelines.from_arrays(
+    ckpt.restore()
+    done = int(model.optimizer.iterations.numpy())
+    if verbose and done:
+        print(f"Resuming {workdir} at step {done} (epoch "
+              f"{done // steps_per_epoch + 1}, batch "
+              f"{done % steps_per_epoch + 1}).")
+    fit_callbacks = [mask_update,
+                     callbacks.SparsitySummaries(
+                         os.path.join(workdir, "tensorboard")),
+                     callbacks.SaveCheckpoint(
+                         ckpt, every_steps=config.checkpoint_every_steps)]
+
+    def stream(first_epoch):
+        return pipelines.from_arrays(
             x_train, y_train, config.batch_size, training=True,
             seed=config.seed, preprocess=pipelines.scale_grayscale(),
-            repeat=True, start_epoch=start_epoch,
+            repeat=True, start_epoch=first_epoch,
             max_batches_per_epoch=steps_per_epoch)
-        model.fit(train, epochs=config.epochs, initial_epoch=start_epoch,
-                  shuffle=False,
+
+    start_epoch, offset = divmod(done, steps_per_epoch)
+    if offset and start_epoch < config.epochs:
+        # Killed mid-epoch: finish that epoch from the next unseen batch.
+        model.fit(stream(start_epoch).skip(offset), epochs=start_epoch + 1,
+                  initial_epoch=start_epoch, shuffle=False,
+                  steps_per_epoch=steps_per_epoch - offset, verbose=verbose,
+                  callbacks=fit_callbacks)
+        start_epoch += 1
+    if start_epoch < config.epochs:
+        model.fit(stream(start_epoch), epochs=config.epochs,
+                  initial_epoch=start_epoch, shuffle=False,
                   steps_per_epoch=steps_per_epoch, verbose=verbose,
-                  callbacks=[mask_update,
-                             callbacks.SparsitySummaries(
-                                 os.path.join(workdir, "tensorboard")),
-                             callbacks.SaveCheckpoint(ckpt)])
+                  callbacks=fit_callbacks)
     test_loss, test_accuracy = model.evaluate(
         pipelines.from_arrays(x_test, y_test, 1000, training=False,
                               preprocess=pipelines.scale_grayscale()),
