@@ -1,0 +1,53 @@
+"""Stability (L2 distance, angle) and instability (error barrier) of a lottery run.
+
+Works on a workdir written by tools/lottery.py. For each requested level it
+trains further copies of the IMP subnetwork (and of a random subnetwork with
+the same per-layer counts) from the rewind point with other data orders, and
+reports their L2 distance and angle over the masked weights, the distance to
+the dense network (stability to pruning), and the error barrier on the
+linear path between copies (30 points, train and test error). Extra rewind
+points give instability vs rewind step. Copies are resumable like levels.
+
+Usage:
+  python tools/stability.py --workdir=runs/lth \
+      --config=configs/lottery/stability.py --config.levels="(0,5,10)" \
+      --config.rewind_points="('0','1ep')"
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tf_sparse.lottery import config as config_lib
+from tf_sparse.lottery import pruning
+from tf_sparse.lottery import stability
+from tf_sparse.lottery import state as state_lib
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a stability config (configs/lottery/stability.py).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A lottery workdir (from tools/lottery.py).")
+_VERBOSE = flags.DEFINE_integer("verbose", 1, "Print progress lines (0/1).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    config = _CONFIG.value or stability.default_config()
+    try:
+        stability.run(_WORKDIR.value, config, verbose=_VERBOSE.value)
+    except (config_lib.ConfigError, pruning.PruningError,
+            state_lib.StateError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(open(f"{_WORKDIR.value}/stability/report.md").read())
+
+
+if __name__ == "__main__":
+    app.run(main)
