@@ -189,10 +189,13 @@ def _fmt_flops(value):
     return str(value)
 
 
-def summary(model, print_fn=None):
+def summary(model, print_fn=None, algorithm=None, **flops_kwargs):
     """Per-weight shape, nonzeros, density and FLOPs, as a text table.
 
-    Returns the table; also prints it when `print_fn` is given.
+    Below the table: inference and training-step FLOPs per example, dense vs
+    sparse, counted with `tf_sparse.flops.training_flops(model, algorithm,
+    **flops_kwargs)` (static sparse training when `algorithm` is None).
+    Returns the text; also prints it when `print_fn` is given.
     """
     rep = report(model)
     header = ("weight", "type", "shape", "nonzeros", "size", "density",
@@ -217,6 +220,12 @@ def summary(model, print_fn=None):
     if rep.unsupported_layers:
         lines.append("Layers left dense because they cannot be masked: "
                      + ", ".join(rep.unsupported_layers))
+    from tf_sparse import flops  # flops imports this module.
+    try:
+        lines.extend(flops.training_flops(model, algorithm,
+                                          **flops_kwargs).total_lines())
+    except ValueError as error:  # No counting rule for this algorithm.
+        lines.append(f"training FLOPs not counted: {error}")
     text = "\n".join(lines)
     if print_fn is not None:
         print_fn(text)

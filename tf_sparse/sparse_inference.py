@@ -239,11 +239,13 @@ def _median_times(functions, repeats, inner=3):
         f()
         f()
     samples = [[] for _ in functions]
-    for _ in range(repeats):
-        for i, f in enumerate(functions):
+    n = len(functions)
+    for r in range(repeats):
+        for k in range(n):  # the order rotates every repetition
+            i = (k + r) % n
             start = time.perf_counter()
             for _ in range(inner):
-                f()
+                functions[i]()
             samples[i].append((time.perf_counter() - start) / inner)
     return [float(np.median(s)) for s in samples]
 
@@ -266,8 +268,8 @@ def time_layer(layer, batch_size, repeats=15, seed=0):
     new.build(shape)
     bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
     new.set_kernel(kernel, bias)
-    dense_fn = tf.function(lambda a: layer(a))
-    csr_fn = tf.function(lambda a: new(a))
+    dense_fn = tf.function(lambda a: layer(a), autograph=False)
+    csr_fn = tf.function(lambda a: new(a), autograph=False)
     dense_t, csr_t = _median_times(
         [lambda: dense_fn(x).numpy(), lambda: csr_fn(x).numpy()], repeats)
     return dense_t, csr_t
