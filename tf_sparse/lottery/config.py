@@ -127,8 +127,10 @@ def resolve_point(value, total_steps, steps_per_epoch, what):
                                   "a whole number.")
             step = int(number)
         else:
-            return resolve_point(float(number), total_steps, steps_per_epoch,
-                                 what)
+            try:
+                step = schedules.resolve_step(float(number), total_steps)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"{what}={value!r}: {e}") from None
     else:
         raise ConfigError(f"{what}={value!r} is not a point in training.")
     if step < 0:

@@ -65,8 +65,14 @@ def optimizer_slots(optimizer):
     return [v for v in optimizer.variables if id(v) not in skip]
 
 
-def _describe(variables):
-    return [[str(getattr(v, "path", v.name)), [int(d) for d in v.shape],
+def _describe(variables, strip_prefix=False):
+    def name(v):
+        path = str(getattr(v, "path", v.name))
+        # Optimizer variables are named "<optimizer name>/<slot>"; Keras
+        # numbers optimizer names per process (sgd, sgd_1, ...), so only the
+        # slot part is stable.
+        return path.split("/", 1)[-1] if strip_prefix else path
+    return [[name(v), [int(d) for d in v.shape],
              keras.backend.standardize_dtype(v.dtype)] for v in variables]
 
 
@@ -141,7 +147,8 @@ def save_state(path, model, optimizer=None, *, step, kind, model_name,
     manifest = {"format": FORMAT, "version": VERSION, "kind": kind,
                 "step": int(step), "model_name": model_name,
                 "variables": _describe(variables),
-                "optimizer": _describe(slots) if slots is not None else None,
+                "optimizer": (_describe(slots, strip_prefix=True)
+                              if slots is not None else None),
                 **(extra or {})}
     arrays = {"__manifest__": _manifest_array(manifest)}
     for i, v in enumerate(variables):
@@ -190,7 +197,8 @@ def load_state(path, model, optimizer=None, *, model_name, kind=None,
     opt_values = None
     if manifest.get("optimizer") is not None and optimizer is not None:
         _check_against(path, manifest["optimizer"],
-                       _describe(optimizer_slots(optimizer)), "optimizer")
+                       _describe(optimizer_slots(optimizer), strip_prefix=True),
+                       "optimizer")
         opt_values = [arrays[f"o{i}"]
                       for i in range(len(manifest["optimizer"]))]
     elif need_optimizer:
