@@ -31,6 +31,7 @@ from tf_sparse import algorithms
 from tf_sparse import callbacks
 from tf_sparse import checkpoints
 from tf_sparse import diagnostics
+from tf_sparse import flops
 from tf_sparse import sparsification
 from tf_sparse import models as models_lib
 from tf_sparse import schedules
@@ -193,6 +194,9 @@ def run(config, workdir, verbose=1):
     fit_callbacks = [mask_update,
                      callbacks.SparsitySummaries(
                          os.path.join(workdir, "tensorboard")),
+                     flops.FlopsSummaries(
+                         os.path.join(workdir, "tensorboard"), algorithm,
+                         batch_size=config.batch_size),
                      callbacks.SaveCheckpoint(
                          ckpt, every_steps=config.checkpoint_every_steps)]
 
@@ -225,7 +229,16 @@ def run(config, workdir, verbose=1):
                "test_accuracy": float(test_accuracy),
                "steps": int(model.optimizer.iterations.numpy()),
                "epochs": config.epochs, **rep.as_dict(),
-               "summary": diagnostics.summary(model)}
+               "summary": diagnostics.summary(model, algorithm=algorithm)}
+    try:
+        counted = flops.training_flops(model, algorithm)
+        results["flops"] = counted.as_dict()
+        results["flops"]["train_total_sparse"] = (
+            counted.train_sparse * results["steps"] * config.batch_size)
+        results["flops"]["train_total_dense"] = (
+            counted.train_dense * results["steps"] * config.batch_size)
+    except ValueError:  # No counting rule for this algorithm: not counted.
+        pass
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results
@@ -237,4 +250,4 @@ def final_report(results):
             f"test accuracy: {results['test_accuracy']:.4f}  test loss: "
             f"{results['test_loss']:.4f}  density: {results['density']:.4f} "
             f"({results['total_nonzeros']} of {results['total_size']} "
-            "weights)")
+            "weights)" + flops.final_report_line(results.get("flops")))

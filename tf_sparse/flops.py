@@ -59,6 +59,11 @@ ALGORITHM_RULES = {
     "momentum": "dense_gradient",
     "snfs": "dense_gradient",
     "rigl": "dense_gradient_on_updates",
+    # Gradual pruning and AC/DC change the masks over training; counted at
+    # the current masks (all ones while a model is still dense), so the
+    # per-epoch totals of FlopsSummaries follow the schedule.
+    "gmp": "sparse",
+    "acdc": "sparse",
 }
 
 
@@ -273,6 +278,20 @@ def training_flops(model, algorithm=None, *, rule=None, update_every=None,
                          unknown_layers=unknown)
 
 
+def final_report_line(flops_dict):
+    """The CLI's closing FLOPs line from `results["flops"]` (or "")."""
+    if not flops_dict or flops_dict.get("train_total_dense") is None:
+        return ""
+    dense = flops_dict["train_total_dense"]
+    sparse = flops_dict["train_total_sparse"]
+    return (f"\ntraining FLOPs ({flops_dict['rule']} rule, at the final "
+            f"masks): {sparse:.3g} sparse vs {dense:.3g} dense "
+            f"({dense / sparse if sparse else float('inf'):.2f}x fewer); "
+            "inference FLOPs/example: "
+            f"{flops_dict['inference_flops_sparse']:.4g} vs "
+            f"{flops_dict['inference_flops_dense']:.4g}")
+
+
 class FlopsSummaries(keras.callbacks.Callback):
     """Writes inference and training FLOPs to TensorBoard every epoch.
 
@@ -301,6 +320,13 @@ class FlopsSummaries(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._last_step = int(self.model.optimizer.iterations.numpy())
+        try:
+            self._flops()
+        except ValueError as error:  # No counting rule: log nothing.
+            print(f"FlopsSummaries: not counting FLOPs ({error})")
+            self._disabled = True
+            return
+        self._disabled = False
         if self.batch_size and self._last_step and not self.total_dense:
             t = self._flops()
             n = self._last_step * self.batch_size
@@ -308,6 +334,8 @@ class FlopsSummaries(keras.callbacks.Callback):
             self.total_dense = t.train_dense * n
 
     def on_epoch_end(self, epoch, logs=None):
+        if getattr(self, "_disabled", False):
+            return
         step = int(self.model.optimizer.iterations.numpy())
         t = self._flops()
         if self._writer is None:

@@ -99,3 +99,15 @@ def test_tensorboard_scalars(tmp_path, small_data):
     assert values[("flops/inference_dense", 4)] == 64
     assert values[("flops/train_total_sparse", 8)] == 96 * 8 * 16
     assert values[("flops/train_total_dense", 8)] == 192 * 8 * 16
+
+
+def test_cli_final_report_line():
+    from tf_sparse import experiment
+    t = flops.training_flops(tiny()).as_dict()
+    t.update(train_total_sparse=96 * 100, train_total_dense=192 * 100)
+    text = experiment.final_report({
+        "summary": "table", "test_accuracy": 0.5, "test_loss": 1.0,
+        "density": 0.5, "total_nonzeros": 16, "total_size": 32, "flops": t})
+    assert "training FLOPs (sparse rule, at the final masks): 9.6e+03 " \
+        "sparse vs 1.92e+04 dense (2.00x fewer)" in text
+    assert flops.final_report_line(None) == ""
