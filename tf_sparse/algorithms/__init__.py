@@ -3,13 +3,27 @@
 Example:
 
     algorithm = tfs.algorithms.get("static")
+    algorithm = tfs.algorithms.get("sparse_momentum", total_steps=T,
+                                   steps_per_epoch=600)
+    algorithm = tfs.algorithms.from_params("rigl", {"update_every": 50},
+                                           steps_per_epoch=600,
+                                           total_steps=T)
 """
 
 from tf_sparse.algorithms.base import MaskAlgorithm
 from tf_sparse.algorithms.static import Static
+from tf_sparse.algorithms.prune_grow import PruneGrow
+from tf_sparse.algorithms.rigl import RigL
+from tf_sparse.algorithms.set import SET
+from tf_sparse.algorithms.snip import SNIP
+from tf_sparse.algorithms.sparse_momentum import SparseMomentum
 
 _REGISTRY = {
     "static": Static,
+    "sparse_momentum": SparseMomentum,
+    "set": SET,
+    "rigl": RigL,
+    "snip": SNIP,
 }
 
 
@@ -31,3 +45,22 @@ def get(name, **kwargs):
         raise ValueError(
             f"Unknown algorithm {name!r}; accepted: {', '.join(names())}.")
     return _REGISTRY[name](**kwargs)
+
+
+def from_params(name, params=None, *, steps_per_epoch, total_steps, seed=0):
+    """An algorithm from a config: name plus a dict of hyperparameters.
+
+    Parameters that are None take the algorithm's (paper's) default; a
+    parameter the algorithm does not use is an error. Classes without a
+    `from_params` classmethod get the parameters as keyword arguments.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown algorithm {name!r}; accepted: {', '.join(names())}.")
+    cls = _REGISTRY[name]
+    builder = getattr(cls, "from_params", None)
+    if builder is not None:
+        return builder(params, steps_per_epoch=steps_per_epoch,
+                       total_steps=total_steps, seed=seed)
+    return cls(**{k: v for k, v in dict(params or {}).items()
+                  if v is not None})

@@ -1,0 +1,142 @@
+"""SNIP (Lee et al. 2019, "SNIP: Single-shot Network Pruning based on
+Connection Sensitivity"): prune once, at initialisation, then train static.
+
+The connection sensitivity of weight j is `|g_j * w_j|` (the paper's
+`|dL/dc_j|` at `c = 1`), computed on one batch with the dense initial
+weights. The `B` weights with the highest sensitivity over all prunable
+layers together are kept (global ranking; `B = floor(density * total +
+0.5)`, the same budget `sparsify` uses), exactly, ties to the lower index in
+model order. Normalising by the sum of sensitivities (as the paper writes
+it) does not change the ranking and is left out.
+
+Use `snip_masks` on a dense model, then `sparsify(model, masks=...)`;
+`tools/train.py` does this when `config.algorithm = "snip"` (one batch of
+`algorithm_params.snip_batch_size`, default the training batch size, from
+the first training batch of the run). After pruning, SNIP trains like
+static sparse: the `SNIP` algorithm never updates masks.
+
+Example:
+
+    masks = snip_masks(model, (x[:100], y[:100]), loss, sparsity=0.95)
+    tfs.sparsify(model, masks=masks)
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_sparse import sparsification
+from tf_sparse.algorithms import static
+
+
+def sensitivities(model, data, loss):
+    """`|g * w|` for every prunable weight of `model` on one batch.
+
+    Args:
+      model: a built, dense (not yet sparsified) Keras model.
+      data: `(x, y)` or `(x, y, sample_weight)`.
+      loss: a Keras loss (or callable `loss(y_true, y_pred)`).
+
+    Returns:
+      (targets, list of NumPy arrays of the weights' shapes).
+
+    The forward pass runs in training mode; non-trainable state that it
+    changes (batch-norm statistics) is restored afterwards.
+    """
+    targets = sparsification.find_targets(model)
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    loss = keras.losses.get(loss) if isinstance(loss, str) else loss
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    variables = [t.variable for t in targets]
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        if sample_weight is None:
+            value = loss(y, y_pred)
+        else:
+            value = loss(y, y_pred, sample_weight=sample_weight)
+        value = tf.reduce_mean(value)
+    grads = tape.gradient(value, variables)
+    for variable, old in zip(model.non_trainable_variables, saved):
+        variable.assign(old)
+    scores = []
+    for g, v in zip(grads, variables):
+        w = keras.ops.convert_to_numpy(v)
+        g = np.zeros_like(w) if g is None else np.asarray(
+            tf.convert_to_tensor(g))
+        scores.append(np.abs(g * w))
+    return targets, scores
+
+
+def snip_masks(model, data, loss, sparsity, *, keep_dense=()):
+    """Masks keeping the globally most sensitive weights, exact count.
+
+    Args:
+      model: a built dense Keras model (its current weights are the init).
+      data: one batch `(x, y)`.
+      loss: the training loss.
+      sparsity: float in [0, 1): fraction of the prunable weights (outside
+        `keep_dense`) to remove.
+      keep_dense: layer names/paths/patterns left dense (no mask returned).
+
+    Returns:
+      dict weight path -> 0/1 float32 array, for `sparsify(masks=...)`.
+    """
+    targets, scores = sensitivities(model, data, loss)
+    counts = sparsification.plan_counts(targets, sparsity, "uniform",
+                                        keep_dense)
+    chosen = [i for i, t in enumerate(targets) if counts[t.path] is not None]
+    budget = sum(counts[targets[i].path] for i in chosen)
+    flat = np.concatenate([scores[i].reshape(-1) for i in chosen])
+    order = np.argsort(-flat.astype(np.float64), kind="stable")
+    keep = np.zeros(flat.shape, np.float32)
+    keep[order[:budget]] = 1.0
+    masks = {}
+    offset = 0
+    for i in chosen:
+        size = scores[i].size
+        masks[targets[i].path] = keep[offset:offset + size].reshape(
+            scores[i].shape)
+        offset += size
+    return masks
+
+
+class SNIP(static.Static):
+    """Static training after a one-shot SNIP mask (see `snip_masks`).
+
+    Args:
+      batch_size: examples in the batch the sensitivities are computed on
+        (None: the training batch size).
+    """
+
+    name = "snip"
+    prunes_at_init = True
+
+    def __init__(self, batch_size=None):
+        super().__init__()
+        if batch_size is not None and (
+                isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                or batch_size < 1):
+            raise ValueError(
+                f"SNIP: batch_size={batch_size!r} must be an int >= 1 (or "
+                "None for the training batch size).")
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_params(cls, params, *, steps_per_epoch, total_steps, seed=0):
+        """From config parameters: only `snip_batch_size` is used."""
+        del steps_per_epoch, total_steps, seed
+        params = {k: v for k, v in dict(params or {}).items()
+                  if v is not None}
+        unused = sorted(set(params) - {"snip_batch_size"})
+        if unused:
+            raise ValueError(
+                f"algorithm_params {', '.join(unused)} not used by 'snip'; "
+                "it takes: snip_batch_size.")
+        return cls(batch_size=params.get("snip_batch_size"))
+
+    def initial_masks(self, model, data, loss, sparsity, keep_dense=()):
+        """`snip_masks` for `model` (dense) on the batch `data`."""
+        return snip_masks(model, data, loss, sparsity, keep_dense=keep_dense)
+
+    def get_config(self):
+        return {"name": self.name, "batch_size": self.batch_size}
