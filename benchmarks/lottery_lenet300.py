@@ -25,6 +25,7 @@ Usage:
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -63,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--k_baseline_levels", default="3,6,9,12,15",
                    help="levels with baselines in the k > 0 runs ('' = all)")
     p.add_argument("--stability_levels", default="5,10,15")
+    p.add_argument("--rewind_points", default="",
+                   help="extra rewind points for instability vs k, e.g. "
+                        "'50,200' (trains 2 copies per level and point)")
     p.add_argument("--alphas", type=int, default=30)
     p.add_argument("--train_eval_examples", type=int, default=10000)
     p.add_argument("--verbose", type=int, default=1)
@@ -118,6 +122,8 @@ def main(argv=None):
             sc = stability.default_config()
             sc.levels = ints(args.stability_levels)
             sc.alphas = args.alphas
+            sc.rewind_points = tuple(t for t in args.rewind_points.split(",")
+                                     if t.strip())
             sc.train_eval_examples = args.train_eval_examples
             workdir = os.path.join(args.workdir, f"seed{seed}_k0")
             stab[seed] = stability.run(workdir, sc, verbose=args.verbose)
@@ -157,11 +163,13 @@ def main(argv=None):
     stab_rows = {}
     for seed, out in stab.items():
         for r in out["results"]:
-            stab_rows.setdefault((r["level"], r["kind"]), []).append(r)
+            stab_rows.setdefault((r["level"], r["kind"], r["rewind_step"]),
+                                 []).append(r)
     stability_table = []
-    for (level, kind), rs in sorted(stab_rows.items()):
+    for (level, kind, step), rs in sorted(stab_rows.items()):
         stability_table.append({
-            "level": level, "kind": kind, "density": rs[0]["density"],
+            "level": level, "kind": kind, "rewind_step": step,
+            "density": rs[0]["density"],
             "data_order_l2": summarize([r["data_order_l2"] for r in rs]),
             "data_order_angle": summarize([r["data_order_angle"] for r in rs]),
             "pruning_l2": summarize([r.get("pruning_l2") for r in rs]),
@@ -170,8 +178,14 @@ def main(argv=None):
             "copy_accuracy": summarize([c["test_accuracy"] for r in rs
                                         for c in r["copies"]])})
 
+    training_seconds = 0.0
+    for root, _, files in os.walk(args.workdir):
+        if "timing.json" in files:
+            with open(os.path.join(root, "timing.json")) as f:
+                training_seconds += json.load(f)["seconds"]
     payload = {
         "machine": common.machine_info(),
+        "training_seconds_total": training_seconds,
         "load_average_start": load_start, "load_average_end": os.getloadavg(),
         "wall_seconds": time.time() - t_start, "timings": timings,
         "args": vars(args),
@@ -230,8 +244,10 @@ def markdown(p, args, seeds, k_label):
         f"start, {p['load_average_end'][0]:.1f} at the end); TensorFlow "
         f"{p['machine']['tensorflow']}, Keras {p['machine']['keras']}, "
         f"Python {p['machine']['python']}, commit "
-        f"{p['machine'].get('git_commit')}. Wall time "
-        f"{p['wall_seconds'] / 60:.1f} min.", "",
+        f"{p['machine'].get('git_commit')}. Training time, summed over all "
+        f"trainings: {p['training_seconds_total'] / 60:.1f} min (this "
+        f"invocation's wall time: {p['wall_seconds'] / 60:.1f} min; a "
+        "re-invocation only re-reads finished runs).", "",
         f"Setup: `{p['config']}` (open_lth LeNet hyperparameters: SGD lr 0.1, "
         "no momentum, batch 128; 20% of the remaining weights per level, "
         "global, output layer fc3 excluded) but **trained "
@@ -272,19 +288,20 @@ def markdown(p, args, seeds, k_label):
                   f"error barrier on the linear path ({args.alphas} points).",
                   ""]
         rows = [[str(r["level"]), f"{100 * r['density']:.2f}%", r["kind"],
-                 _num(r["data_order_l2"]), _num(r["data_order_angle"], 2),
+                 str(r["rewind_step"]), _num(r["data_order_l2"]), _num(r["data_order_angle"], 2),
                  _num(r["pruning_l2"]), _num(r["test_barrier"], 4),
                  _num(r["train_barrier"], 4), _num(r["copy_accuracy"], 4)]
                 for r in p["stability"]]
         lines.append(common.markdown_table(
-            ["level", "weights remaining", "subnetwork", "data-order L2",
+            ["level", "weights remaining", "subnetwork", "k", "data-order L2",
              "angle (deg)", "pruning L2", "test barrier", "train barrier",
              "copies' test accuracy"], rows))
         lines += ["", f"![stability]({args.name}_stability.png)", "",
                   f"![barrier]({args.name}_barrier.png)", ""]
         lines += ["Random / IMP data-order distance (the paper's \"Comp\"; "
                   "> 1 means IMP is more stable):", ""]
-        by = {(r["level"], r["kind"]): r for r in p["stability"]}
+        by = {(r["level"], r["kind"]): r for r in p["stability"]
+              if r["rewind_step"] == 0}
         for (level, kind), r in sorted(by.items()):
             if kind != "imp" or (level, "random") not in by:
                 continue
@@ -318,6 +335,8 @@ def plots(p, args):
              (0.02, "stable below 2%"))):
         series = {}
         for r in p["stability"]:
+            if r["rewind_step"] != 0:
+                continue
             s = r[key]
             if s is None:
                 continue
@@ -327,6 +346,20 @@ def plots(p, args):
             os.path.join(out, f"{args.name}_{suffix}.png"), series,
             xlabel="weights remaining (%)", ylabel=ylabel,
             title=f"{ylabel}, k = 0", log_x=True, invert_x=True, hline=hline)
+    points = sorted({r["rewind_step"] for r in p["stability"]})
+    if len(points) > 1:
+        series = {}
+        for r in p["stability"]:
+            if r["test_barrier"] is not None:
+                series.setdefault(
+                    f"{r['kind']} level {r['level']} "
+                    f"({100 * r['density']:.1f}%)", []).append(
+                    (r["rewind_step"], r["test_barrier"]["mean"],
+                     r["test_barrier"]["min"], r["test_barrier"]["max"]))
+        reports.plot_lines(
+            os.path.join(out, f"{args.name}_barrier_vs_k.png"), series,
+            xlabel="rewind step k", ylabel="test error barrier",
+            title="Instability vs rewind point", hline=(0.02, "stable below 2%"))
 
 
 if __name__ == "__main__":

@@ -328,7 +328,8 @@ def test_stability_needs_a_finished_lottery_workdir(reference, tmp_path):
     assert not os.path.exists(os.path.join(workdir, "stability"))
 
 
-def test_stability_and_instability_on_a_finished_run(reference, tmp_path):
+def test_stability_and_instability_on_a_finished_run(reference, tmp_path,
+                                                     monkeypatch):
     workdir = tmp_path / "copy"
     shutil.copytree(reference[0], workdir)
     config = stability.default_config()
@@ -356,3 +357,11 @@ def test_stability_and_instability_on_a_finished_run(reference, tmp_path):
     assert os.path.exists(os.path.join(workdir, "stability", "report.md"))
     assert os.path.exists(os.path.join(workdir, "stability", "rewind_0")) is \
         False                                  # k' = 0 is init.npz itself
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished stability run trained again")
+
+    monkeypatch.setattr(trainer.Session, "train", no_training)
+    again = stability.run(str(workdir), config, data=tiny_data(),
+                          model_fn=tiny_model(), verbose=0)
+    assert again["results"] == out["results"]

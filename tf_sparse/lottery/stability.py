@@ -22,8 +22,9 @@ under the level's IMP mask; note the mask itself was found by IMP with the
 run's own k, whereas the LMC paper runs IMP separately for every k.
 
 Output: `workdir/stability/` with one folder per trained copy (the folder
-protocol of `tf_sparse.lottery.runs`), `results.json`, `report.md` and
-plots.
+protocol of `tf_sparse.lottery.runs`), a `result.json` per analysed
+subnetwork (reused when run again with the same settings), `results.json`,
+`report.md` and plots.
 """
 
 import math
@@ -152,6 +153,14 @@ def analyse(run, level, kind, step, start_state, masks, config, reuse):
     """
     base = os.path.join(run.workdir, "stability", f"level_{level:02d}",
                         f"{kind}_k{step}")
+    result_path = os.path.join(base, "result.json")
+    settings = {"copies": config.copies, "barrier": config.barrier,
+                "alphas": config.alphas, "pruning": config.pruning,
+                "train_eval_examples": config.train_eval_examples}
+    if os.path.exists(result_path):
+        saved = state_lib.read_json(result_path)
+        if saved.get("settings") == settings:
+            return saved["result"]
     session = run.session
     copy_dirs = []
     for i in range(config.copies):
@@ -216,6 +225,8 @@ def analyse(run, level, kind, step, start_state, masks, config, reuse):
                                            weights[0], masks)
         result["pruning_angle"] = angle_degrees(session.prunable(dense),
                                                 weights[0], masks)
+    state_lib.write_json(result_path, {"settings": settings,
+                                       "result": result})
     return result
 
 
