@@ -139,6 +139,8 @@ def test_every_level_starts_from_mask_times_w_k_bit_for_bit(reference):
             assert got.tobytes() == want.tobytes()
         assert results["levels"][level]["start_checksum"] == \
             trainer.checksum(expected)
+        assert results["levels"][level]["start_file"] == os.path.join(
+            "rewind", "rewind.npz")
 
 
 def test_baselines(reference):

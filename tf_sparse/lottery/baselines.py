@@ -56,7 +56,8 @@ def run_baseline(run, level, name, imp_masks, init, rewind):
         return runs.train_branch(
             run, directory, masks=masks, start_state=rewind, start_step=k,
             optimizer_state=config.rewind_optimizer,
-            data_seed=run.data_seed, kind=name, level=level, label=label)
+            data_seed=run.data_seed, kind=name, level=level, label=label,
+            start_file=run.rewind_path)
     if name == "random_reinit":
         masks = runs.load_or_write_masks(run, directory, lambda: imp_masks)
         init_path = os.path.join(directory, "init.npz")
@@ -70,7 +71,8 @@ def run_baseline(run, level, name, imp_masks, init, rewind):
             run, directory, masks=masks, start_state=fresh, start_step=k,
             optimizer_state=False, data_seed=run.data_seed, kind=name,
             level=level, label=label,
-            extra={"reinit_seed": reinit_seed(config.seed, level)})
+            extra={"reinit_seed": reinit_seed(config.seed, level)},
+            start_file=init_path)
     if name == "reset":
         if k == 0:
             return None
@@ -78,6 +80,6 @@ def run_baseline(run, level, name, imp_masks, init, rewind):
         return runs.train_branch(
             run, directory, masks=masks, start_state=init, start_step=0,
             optimizer_state=False, data_seed=run.data_seed, kind=name,
-            level=level, label=label)
+            level=level, label=label, start_file=run.init_path)
     raise ValueError(f"Unknown baseline {name!r}; accepted: "
                      f"{', '.join(NAMES)}.")

@@ -70,7 +70,7 @@ def run_level(run, level, rewind):
         start_step=run.steps.rewind,
         optimizer_state=run.config.rewind_optimizer,
         data_seed=run.data_seed, kind="imp", level=level,
-        label=f"level {level}")
+        label=f"level {level}", start_file=run.rewind_path)
     return metrics, masks
 
 

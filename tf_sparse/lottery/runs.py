@@ -111,7 +111,8 @@ def load_or_write_masks(run, directory, make):
 
 
 def train_branch(run, directory, *, masks, start_state, start_step,
-                 optimizer_state, data_seed, kind, level, label, extra=None):
+                 optimizer_state, data_seed, kind, level, label, extra=None,
+                 start_file=None):
     """Trains one folder from `masks * start_state` at `start_step` to T.
 
     Returns the folder's metrics (read from metrics.json when done before).
@@ -152,6 +153,9 @@ def train_branch(run, directory, *, masks, start_state, start_step,
         "start_step": start_step, "end_step": run.steps.total,
         "data_seed": data_seed,
         "start_checksum": trainer.checksum(expected),
+        "start_file": (os.path.relpath(start_file, run.workdir)
+                       if start_file else None),
+        "optimizer_state_rewound": bool(optimizer_state),
         **(extra or {}),
     }
     timing = {"seconds": time.time() - t0, "resumed": info["resumed"]}
