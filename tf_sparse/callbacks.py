@@ -113,3 +113,88 @@ class SaveCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.checkpoint.save(epoch + 1, step=self._step())
+
+
+class MaskUpdateSummaries(keras.callbacks.Callback):
+    """Writes a prune-and-grow algorithm's statistics after each mask update.
+
+    The numbers are the algorithm's state variables, updated in graph by
+    the update itself (`tfs.algorithms.PruneGrow`); this callback only reads
+    and writes them, keyed by the update's optimizer step:
+    `mask_update/{rate, churn, itop, nonzeros, dropped, grown, regrown}` and
+    per masked weight `mask_update/{density, dropped, grown, regrown, share,
+    rate}/<weight path>`. `itop` is the in-time over-parameterisation rate
+    (fraction of all masked weights ever active), `churn` the fraction of
+    active weights that are new after the update, `share` the layer's share
+    of the regrowth (its redistribution share for sparse momentum).
+
+    When the algorithm can list its update steps, the callback knows from
+    the step count alone when to look, so it reads nothing on other batches;
+    otherwise it reads the update counter at each batch end. With
+    `steps_per_execution` larger than the update interval only the last
+    update of an execution is seen.
+    """
+
+    def __init__(self, log_dir, algorithm):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.algorithm = algorithm
+        self._writer = None
+        self._steps = None
+        self._epoch_start = 0
+        self._checked = 0
+        self._written = 0
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        return self._writer
+
+    def on_train_begin(self, logs=None):
+        steps = getattr(self.algorithm, "update_steps", lambda: None)()
+        self._steps = None if steps is None else sorted(steps)
+        self._checked = int(self.model.optimizer.iterations.numpy())
+        state = getattr(self.algorithm, "state", None)
+        self._written = (int(state.num_updates.numpy())
+                         if state is not None else 0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = int(self.model.optimizer.iterations.numpy())
+
+    def _maybe_due(self, step):
+        if self._steps is None:
+            return True
+        lo, self._checked = self._checked, step
+        return any(lo < s <= step for s in self._steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._maybe_due(self._epoch_start + batch + 1):
+            self.write_if_updated()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.write_if_updated()
+
+    def write_if_updated(self):
+        """Writes the last update's values if there was a new update."""
+        state = getattr(self.algorithm, "state", None)
+        if state is None:
+            return False
+        if int(state.num_updates.numpy()) == self._written:
+            return False
+        values = self.algorithm.summary_values()
+        self._written = values["num_updates"]
+        with self.writer.as_default(step=values["step"]):
+            for key in ("rate", "churn", "itop", "nonzeros", "dropped",
+                        "grown", "regrown"):
+                tf.summary.scalar(f"mask_update/{key}", values[key])
+            for path, layer in values["layers"].items():
+                for key, value in layer.items():
+                    tf.summary.scalar(f"mask_update/{key}/{path}", value)
+        self.writer.flush()
+        return True
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -40,7 +40,8 @@ from tf_sparse.data import pipelines
 
 # Keys that define what a run *is*; resuming with another value is refused.
 IDENTITY_KEYS = ("model", "dataset", "sparsity", "distribution", "keep_dense",
-                 "rescale_init", "algorithm", "seed", "batch_size",
+                 "rescale_init", "algorithm", "algorithm_params", "seed",
+                 "batch_size",
                  "optimizer")
 
 
@@ -74,6 +75,10 @@ def default_config():
     c.keep_dense = ()
     c.rescale_init = False     # scale kept weights by 1/sqrt(layer density)
     c.algorithm = "static"
+    # Mask-update hyperparameters (tf_sparse.algorithms.from_params); None
+    # takes the algorithm's own (paper's) default.
+    c.algorithm_params = ml_collections.ConfigDict(
+        dict.fromkeys(algorithms.CONFIG_PARAMS))
     # Execution.
     c.steps_per_execution = 1
     c.jit_compile = False
@@ -152,14 +157,25 @@ def make_optimizer(config, total_steps):
         f"Unknown optimizer {name!r}; accepted: sgd, adam, adamw.")
 
 
-def build_model(config, input_shape, num_classes):
+def build_model(config, input_shape, num_classes, init_masks=None):
+    """The configured model, sparsified; `init_masks(dense_model)` may give
+    the masks (SNIP prunes the dense initialisation)."""
     keras.utils.set_random_seed(config.seed)
     model = models_lib.get_model(config.model, num_classes=num_classes,
                                  input_shape=input_shape)
     return sparsification.sparsify(
         model, sparsity=config.sparsity, distribution=config.distribution,
         keep_dense=list(config.keep_dense), seed=config.seed,
-        rescale_weights=config.rescale_init)
+        rescale_weights=config.rescale_init,
+        masks=init_masks(model) if init_masks else None)
+
+
+def build_algorithm(config, steps_per_epoch, total_steps):
+    """`config.algorithm` with `config.algorithm_params` for this run."""
+    return algorithms.from_params(
+        config.algorithm, config.algorithm_params.to_dict(),
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+        seed=config.seed)
 
 
 def run(config, workdir, verbose=1):
@@ -173,8 +189,22 @@ def run(config, workdir, verbose=1):
     num_classes = int(max(y_train.max(), y_test.max())) + 1
 
     # scale_grayscale adds the channel axis: (28, 28) images -> (28, 28, 1).
-    model = build_model(config, x_train.shape[1:] + (1,), num_classes)
-    algorithm = algorithms.get(config.algorithm)
+    algorithm = build_algorithm(config, steps_per_epoch, total_steps)
+    init_masks = None
+    if getattr(algorithm, "prunes_at_init", False):
+        # SNIP: masks from one batch (the run's first) on the dense init.
+        batch = next(iter(pipelines.from_arrays(
+            x_train, y_train, algorithm.batch_size or config.batch_size,
+            training=True, seed=config.seed,
+            preprocess=pipelines.scale_grayscale())))
+
+        def init_masks(dense):
+            return algorithm.initial_masks(
+                dense, batch, keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True), config.sparsity,
+                keep_dense=list(config.keep_dense))
+    model = build_model(config, x_train.shape[1:] + (1,), num_classes,
+                        init_masks=init_masks)
     model.compile(optimizer=make_optimizer(config, total_steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True),
@@ -192,6 +222,8 @@ def run(config, workdir, verbose=1):
               f"{done // steps_per_epoch + 1}, batch "
               f"{done % steps_per_epoch + 1}).")
     fit_callbacks = [mask_update,
+                     callbacks.MaskUpdateSummaries(
+                         os.path.join(workdir, "tensorboard"), algorithm),
                      callbacks.SparsitySummaries(
                          os.path.join(workdir, "tensorboard")),
                      flops.FlopsSummaries(

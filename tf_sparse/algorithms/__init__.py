@@ -18,6 +18,15 @@ from tf_sparse.algorithms.set import SET
 from tf_sparse.algorithms.snip import SNIP
 from tf_sparse.algorithms.sparse_momentum import SparseMomentum
 
+#: Keys of `config.algorithm_params` (tools/train.py configs); each
+#: algorithm's `from_params` says which it uses.
+CONFIG_PARAMS = (
+    "drop_fraction", "final_drop_fraction", "decay", "update_every",
+    "update_begin", "update_end", "growth", "redistribution",
+    "momentum_source", "regrow_dropped", "grow_init", "grown_slots",
+    "dropped_slots", "gradient_source", "snip_batch_size",
+)
+
 _REGISTRY = {
     "static": Static,
     "sparse_momentum": SparseMomentum,

@@ -89,6 +89,30 @@ def check_rate(owner, what, value):
     return float(value)
 
 
+def rate_at(schedule, step):
+    """`schedule(step)` as a float64 tensor.
+
+    The decays of `tf_sparse.schedules` compute tensors in float32; a rate
+    of 0.8 would become 0.800000012 and `ceil(0.8 * 10)` would give 9. For
+    `ConstantDecay`, `CosineDecay` and `LinearDecay` the same formula is
+    evaluated here in float64, as the Python path of the schedule (and the
+    reference, in Python floats) does; other callables are cast.
+    """
+    step = tf.cast(step, tf.float64)
+    if isinstance(schedule, schedules.ConstantDecay):
+        return tf.constant(float(schedule.value), tf.float64)
+    if isinstance(schedule, (schedules.CosineDecay, schedules.LinearDecay)):
+        begin = float(schedule.begin_step)
+        end = float(schedule.end_step)
+        progress = tf.clip_by_value((step - begin) / (end - begin), 0.0, 1.0)
+        if isinstance(schedule, schedules.CosineDecay):
+            shape = 0.5 * (1.0 + tf.cos(math.pi * progress))
+        else:
+            shape = 1.0 - progress
+        return schedule.final + (schedule.initial - schedule.final) * shape
+    return tf.cast(schedule(tf.cast(step, tf.int64)), tf.float64)
+
+
 def rate_schedule(owner, value):
     """A float becomes a constant schedule; a callable is used as it is."""
     if callable(value):
@@ -109,7 +133,7 @@ class UpdateContext:
         self.algorithm = algorithm
         self.step = tf.cast(tf.convert_to_tensor(step), tf.int64)
         self.data = data
-        self.rate = tf.cast(algorithm.drop_fraction(self.step), tf.float32)
+        self.rate = rate_at(algorithm.drop_fraction, self.step)  # float64
         self.active = []
         self.values = []
         for mw in algorithm.weights:
@@ -332,9 +356,10 @@ class PruneGrow(base.MaskAlgorithm):
         return self.cadence.should_update(step)
 
     def update_steps(self):
-        """The steps of all updates, if the cadence can list them."""
+        """The steps of all updates, if the cadence can list them (step 0,
+        before any training step, never happens)."""
         steps = getattr(self.cadence, "update_steps", None)
-        return steps() if steps is not None else None
+        return [s for s in steps() if s >= 1] if steps is not None else None
 
     def checkpoint_items(self):
         return {"mask_algorithm_state": self.state} if self.state else {}
@@ -391,7 +416,7 @@ class PruneGrow(base.MaskAlgorithm):
     def drop_counts(self, ctx, rates=None):
         """`round(rate * n_l)` per layer (float64), rounding per
         `drop_rounding`; `rates` overrides the global rate per layer."""
-        rate = tf.cast(ctx.rate, tf.float64) if rates is None else rates
+        rate = ctx.rate if rates is None else rates
         raw = rate * ctx.n
         counts = tf.math.ceil(raw) if self.drop_rounding == "ceil" else (
             tf.math.floor(raw))
@@ -410,7 +435,7 @@ class PruneGrow(base.MaskAlgorithm):
         total = tf.reduce_sum(drop)
         share = tf.where(total > 0, drop / tf.maximum(total, 1.0),
                          tf.zeros_like(drop))
-        rates = tf.fill(tf.shape(drop), tf.cast(ctx.rate, tf.float64))
+        rates = tf.fill(tf.shape(drop), ctx.rate)
         return drop, drop, share, rates
 
     # ------------------------------------------------------------------
@@ -506,7 +531,7 @@ class PruneGrow(base.MaskAlgorithm):
             state.nonzeros.assign(after)
         state.num_updates.assign_add(1)
         state.last_step.assign(ctx.step)
-        state.rate.assign(ctx.rate)
+        state.rate.assign(tf.cast(ctx.rate, tf.float32))
         state.density.assign(tf.cast(
             tf.cast(tf.stack(new_total), tf.float64) / ctx.sizes, tf.float32))
         state.dropped.assign(tf.stack(dropped_counts))

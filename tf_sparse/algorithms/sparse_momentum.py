@@ -243,7 +243,7 @@ class SparseMomentum(prune_grow.PruneGrow):
         total_stat = tf.reduce_sum(stats)
         share = tf.where(total_stat > 0, stats / tf.maximum(total_stat, 1e-300),
                          tf.fill([n_layers], tf.constant(1.0 / n_layers, tf.float64)))
-        p = tf.cast(ctx.rate, tf.float64)
+        p = ctx.rate
         zero_fraction = ctx.zeros / ctx.sizes
         capped = tf.logical_and(
             zero_fraction < 1.0 - self.dense_layer_density,
