@@ -411,6 +411,35 @@ def export_all(model, directory, x, formats=("keras", "saved_model",
 # --------------------------------------------------------------------------
 # Workdirs of tools/train.py.
 
+
+def check_batch(model, dataset=None, data_dir="", n=64):
+    """(batch, description) for checking exports of `model`.
+
+    The first `n` test images of `dataset` (scaled to [0, 1], reshaped to
+    the model's input) when they can be read; random uniform [0, 1) inputs
+    otherwise, which the description says.
+    """
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if dataset:
+        try:
+            from tf_sparse import experiment
+            config = experiment.default_config()
+            config.unlock()
+            config.dataset = dataset
+            config.data_dir = data_dir or ""
+            _, (x_test, _) = experiment.load_arrays(config)
+            x = x_test[:n].astype(np.float32) / 255.0
+            if int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+                return (x.reshape((len(x),) + shape),
+                        f"{len(x)} test images of {dataset}")
+        except (ValueError, OSError) as error:
+            import logging
+            logging.getLogger(__name__).warning(
+                "No test data (%s); checking on random inputs.", error)
+    rng = np.random.default_rng(0)
+    return (rng.random((n,) + shape).astype(np.float32),
+            f"{n} random uniform [0, 1) inputs (no test data)")
+
 # Input shape and classes of the data sets a workdir's run.json may name.
 DATASET_SHAPES = {
     "fashion_mnist": ((28, 28, 1), 10),

@@ -45,28 +45,6 @@ _ALGORITHM = flags.DEFINE_string(
     "the run's, or static).")
 
 
-def _check_batch(model, raw_config, n):
-    """(batch, description): real test data of the run if we can read it."""
-    import numpy as np
-    if raw_config is not None:
-        try:
-            from tf_sparse import experiment
-            config = experiment.default_config()
-            config.unlock()
-            config.dataset = raw_config.get("dataset", config.dataset)
-            config.data_dir = raw_config.get("data_dir", "")
-            _, (x_test, _) = experiment.load_arrays(config)
-            return (x_test[:n].astype(np.float32) / 255.0,
-                    f"{n} test images of {config.dataset}")
-        except Exception as error:  # Data missing: fall back, and say so.
-            logging.warning("No test data (%s); checking on random inputs.",
-                            error)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    rng = np.random.default_rng(0)
-    return (rng.random((n,) + shape).astype(np.float32),
-            f"{n} random uniform [0, 1) inputs (no test data)")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -91,7 +69,9 @@ def main(argv):
         except ValueError:
             model = keras.models.load_model(_MODEL.value, compile=False)
         source = f"file {_MODEL.value}"
-    x, described = _check_batch(model, raw_config, _BATCH.value)
+    raw = raw_config or {}
+    x, described = export.check_batch(model, raw.get("dataset"),
+                                      raw.get("data_dir", ""), _BATCH.value)
     os.makedirs(_OUTPUT.value, exist_ok=True)
     tolerances = {}
     if _ATOL.value is not None or _RTOL.value is not None:

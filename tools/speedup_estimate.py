@@ -37,7 +37,6 @@ def main(argv):
         raise app.UsageError("Give one of --workdir, --model, --zoo_model.")
     logging.set_verbosity(logging.WARNING)
     import keras
-    import numpy as np
     import tf_sparse as tfs
     from tf_sparse import export
     from tf_sparse import sparse_inference
@@ -55,24 +54,9 @@ def main(argv):
         keras.utils.set_random_seed(0)
         model = tfs.sparsify(tfs.models.get_model(_ZOO.value),
                              sparsity=_SPARSITY.value, seed=0)
-    x, described = None, None
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    try:
-        from tf_sparse import experiment
-        config = experiment.default_config()
-        config.unlock()
-        config.dataset = (raw or {}).get("dataset", "fashion_mnist")
-        _, (x_test, _) = experiment.load_arrays(config)
-        if tuple(x_test.shape[1:]) == shape:
-            x = x_test[:_BATCH.value].astype(np.float32) / 255.0
-            described = f"{_BATCH.value} test images of {config.dataset}"
-    except Exception as error:  # No data here: say so.
-        logging.warning("No test data (%s).", error)
-    if x is None:
-        x = np.random.default_rng(0).random(
-            (_BATCH.value,) + shape).astype(np.float32)
-        described = (f"{_BATCH.value} random uniform inputs (activation "
-                     "densities are not those of real data)")
+    x, described = export.check_batch(
+        model, (raw or {}).get("dataset", "fashion_mnist"),
+        (raw or {}).get("data_dir", ""), _BATCH.value)
     try:
         est = speedup.estimate(model, x, include_dense=_INCLUDE_DENSE.value,
                                repeats=_REPEATS.value)
