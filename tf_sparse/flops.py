@@ -214,6 +214,10 @@ def _update_every(algorithm, update_every):
         value = getattr(algorithm, attr, None)
         if isinstance(value, int) and value > 0:
             return value
+    # tf_sparse's prune-and-grow algorithms keep an UpdateSchedule.
+    every = getattr(getattr(algorithm, "cadence", None), "every", None)
+    if isinstance(every, int) and not isinstance(every, bool) and every > 0:
+        return every
     return None
 
 
@@ -227,7 +231,8 @@ def training_flops(model, algorithm=None, *, rule=None, update_every=None,
         static sparse training).
       rule: overrides the algorithm's rule (see the module docstring).
       update_every: RigL's dT, steps between mask updates; read from the
-        algorithm's `update_every` when not given. Required for RigL unless
+        algorithm (`update_every`, or `cadence.every` in steps) when not
+        given. Required for RigL unless
         `dense_gradient_fraction` is given.
       dense_gradient_fraction: fraction of steps that compute the dense
         weight gradient; defaults to 1 for `dense_gradient`, 1/(dT + 1) for

@@ -111,3 +111,14 @@ def test_cli_final_report_line():
     assert "training FLOPs (sparse rule, at the final masks): 9.6e+03 " \
         "sparse vs 1.92e+04 dense (2.00x fewer)" in text
     assert flops.final_report_line(None) == ""
+
+
+def test_rigl_reads_its_update_interval_from_the_algorithm():
+    model = tiny()
+    rigl = tfs.algorithms.get("rigl", total_steps=1000, every=4)
+    t = flops.training_flops(model, rigl)
+    assert t.rule == "dense_gradient_on_updates" and t.update_every == 4
+    assert t.train_sparse == pytest.approx((3 * 32 * 4 + 2 * 32 + 64) / 5)
+    for name in ("sparse_momentum", "set", "snip", "gmp", "acdc"):
+        assert name in tfs.algorithms.names()
+        assert flops.rule_for(name) in flops.RULES
