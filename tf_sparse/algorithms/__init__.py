@@ -17,6 +17,8 @@ from tf_sparse.algorithms.rigl import RigL
 from tf_sparse.algorithms.set import SET
 from tf_sparse.algorithms.snip import SNIP
 from tf_sparse.algorithms.sparse_momentum import SparseMomentum
+from tf_sparse.algorithms.gmp import GMP
+from tf_sparse.algorithms.acdc import ACDC
 
 #: Keys of `config.algorithm_params` (tools/train.py configs); each
 #: algorithm's `from_params` says which it uses.
@@ -33,6 +35,8 @@ _REGISTRY = {
     "set": SET,
     "rigl": RigL,
     "snip": SNIP,
+    "gmp": GMP,
+    "acdc": ACDC,
 }
 
 

@@ -15,6 +15,7 @@ from tf_sparse.models.alexnet import alexnet_b, alexnet_s
 from tf_sparse.models.cifar_resnet import resnet20
 from tf_sparse.models.lenet import lenet5_caffe, lenet300_100
 from tf_sparse.models.resnet import resnet50
+from tf_sparse.models.vit import vit_tiny
 from tf_sparse.models.vgg import vgg16_c, vgg16_d, vgg16_like, vgg16_lmc, vgg19
 from tf_sparse.models.wrn import wrn16_8, wrn16_10, wrn22_8, wrn28_2
 
@@ -34,6 +35,7 @@ _BUILDERS = {
     "wrn28_2": wrn28_2,
     "resnet20": resnet20,
     "resnet50": resnet50,
+    "vit_tiny": vit_tiny,
 }
 
 MODEL_NAMES = tuple(_BUILDERS)

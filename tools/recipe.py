@@ -1,0 +1,45 @@
+"""Runs a sparsity-aware recipe (dense pretraining -> GMP / AC/DC, stretched
+schedules, distillation, under-training diagnostics) from a config.
+
+Usage:
+  python tools/recipe.py --config=configs/recipes/lenet5_gmp.py \
+      --workdir=runs/lenet5_gmp --config.train_multiplier=2
+  python tools/recipe.py --config=configs/recipes/vit_acdc_kd.py \
+      --workdir=runs/vit_acdc --config.sparsity=0.95
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tf_sparse import recipes
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a config file in configs/recipes/.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for the pretrained model, diagnostics, "
+    "results.json and (AC/DC) the sparse and co-trained dense models.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    results = recipes.run(_CONFIG.value, _WORKDIR.value)
+    last = results["history"][-1] if results["history"] else {}
+    print(f"test accuracy {results['test_accuracy']:.4f}  test loss "
+          f"{results['test_loss']:.4f}  density "
+          f"{results.get('density', 1.0):.4f}  final train loss "
+          f"{last.get('train_loss', float('nan')):.4f}  val loss "
+          f"{last.get('val_loss', float('nan')):.4f}  entropy "
+          f"{last.get('entropy', float('nan')):.4f}")
+    if "dense_cotrained_test_accuracy" in results:
+        print("AC/DC co-trained dense model: test accuracy "
+              f"{results['dense_cotrained_test_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
