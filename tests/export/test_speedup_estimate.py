@@ -77,3 +77,29 @@ def test_cli_prints_estimate_next_to_measurement():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ESTIMATE, not a measurement" in proc.stdout
     assert "MEASURED on this machine" in proc.stdout
+
+
+def test_subclassed_models_and_the_check_batch_fallback():
+    import tf_sparse as tfs
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(3, 3, activation="relu")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+
+        def call(self, x):
+            return self.pool(self.conv(x))
+
+    model = Net()
+    x = np.ones((2, 5, 5, 2), np.float32)
+    model(x)
+    tfs.sparsify(model, sparsity=0.5)
+    est = speedup.estimate(model, x, timer=lambda p: [1e-3])
+    assert est.layers[0].weight_density == 0.5
+    assert est.layers[0].activation_density == 1.0
+    assert est.speedup == pytest.approx(2.0)
+    inputs = keras.Input((4, 4, 1))
+    functional = keras.Model(inputs, keras.layers.Flatten()(inputs))
+    batch, described = tfs.export.check_batch(functional, None, n=3)
+    assert batch.shape == (3, 4, 4, 1) and "random" in described
