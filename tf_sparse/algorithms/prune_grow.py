@@ -267,8 +267,9 @@ class PruneGrow(base.MaskAlgorithm):
         super().attach(model)
         if not self.weights:
             raise ValueError(f"{type(self).__name__}: the model has no masks.")
-        self._check_optimizer(model.optimizer)
-        self.tap = self._make_tap(model.optimizer)
+        optimizer = getattr(model, "optimizer", None)
+        self._check_optimizer(optimizer)
+        self.tap = self._make_tap(optimizer)
         n_layers = len(self.weights)
         state = _State()
         state.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -463,7 +464,7 @@ class PruneGrow(base.MaskAlgorithm):
         drop, grow, share, rates = self.layer_counts(ctx)
         drop_i = tf.cast(drop, tf.int32)
         grow_i = tf.cast(grow, tf.int32)
-        optimizer = self.model.optimizer if self.model is not None else None
+        optimizer = getattr(self.model, "optimizer", None)
         dropped_counts, grown_counts, regrown_counts = [], [], []
         new_total = []
         net_new_total = []

@@ -1,0 +1,113 @@
+"""The Fashion-MNIST configs of every algorithm: hyperparameters as stated,
+and real runs through experiment.run (sparse momentum resumed equals
+uninterrupted; SNIP masks the dense initialisation)."""
+
+import importlib.util
+import os
+
+import pytest
+from tf_sparse import callbacks
+from tf_sparse import experiment
+from tf_sparse.data import fashion_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+CONFIGS = os.path.join(ROOT, "configs", "fashion_mnist")
+ALGORITHMS = ("dense", "static", "snip", "set", "rigl", "sparse_momentum")
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(CONFIGS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def have_fashion_mnist():
+    try:
+        fashion_mnist.find_fashion_mnist_dir()
+        return True
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            raise
+        return False
+
+
+@pytest.mark.parametrize("model", ["lenet300", "lenet5"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_algorithm_has_a_config_with_its_papers_defaults(model,
+                                                               algorithm):
+    config = load(f"{model}_{algorithm}")
+    assert config.model == {"lenet300": "lenet300_100",
+                            "lenet5": "lenet5_caffe"}[model]
+    alg = experiment.build_algorithm(config, steps_per_epoch=600,
+                                     total_steps=600 * config.epochs)
+    expected = {"dense": "static", "static": "static"}.get(algorithm,
+                                                           algorithm)
+    assert alg.name == expected
+    if algorithm == "dense":
+        assert config.sparsity == 0.0
+    else:
+        assert config.sparsity == 0.95
+    if algorithm == "sparse_momentum":
+        assert alg.drop_fraction(0) == 0.5
+        assert alg.drop_fraction(600 * 20) == pytest.approx(0.005)
+        assert alg.update_steps() == [600 * k for k in range(1, 20)]
+        assert (alg.growth, alg.redistribution) == ("momentum", "momentum")
+    if algorithm == "rigl":
+        assert alg.update_steps()[:2] == [100, 200]
+        assert alg.update_steps()[-1] == 9000          # 0.75 of 12000
+        assert alg.drop_fraction(0) == pytest.approx(0.3)
+    if algorithm == "set":
+        assert alg.drop_fraction(5000) == pytest.approx(0.3)
+        assert len(alg.update_steps()) == 19
+
+
+def small(config, epochs):
+    config.epochs = epochs
+    config.steps_per_epoch = 10
+    return config
+
+
+@pytest.mark.skipif(not have_fashion_mnist(),
+                    reason="Fashion-MNIST not installed")
+def test_sparse_momentum_run_resumes_to_the_uninterrupted_result(
+        tmp_path, monkeypatch):
+    full = experiment.run(small(load("lenet300_sparse_momentum"), 3),
+                          str(tmp_path / "full"), verbose=0)
+    # Killed right after the checkpoint of epoch 1 (mask update at step 10
+    # done), then started again.
+    save = callbacks.SaveCheckpoint.on_epoch_end
+
+    def save_then_die(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_epoch_end",
+                        save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(small(load("lenet300_sparse_momentum"), 3),
+                       str(tmp_path / "part"), verbose=0)
+    monkeypatch.undo()
+    resumed = experiment.run(small(load("lenet300_sparse_momentum"), 3),
+                             str(tmp_path / "part"), verbose=0)
+    assert full["steps"] == resumed["steps"] == 30
+    assert full["layers"] == resumed["layers"]
+    assert full["test_loss"] == resumed["test_loss"]
+    assert full["total_nonzeros"] == 13310
+    # Updates happened (after epochs 1 and 2) and moved the layout.
+    assert full["layers"]["fc3/kernel"]["nonzeros"] != 500
+    assert os.listdir(tmp_path / "full" / "tensorboard")
+
+
+@pytest.mark.skipif(not have_fashion_mnist(),
+                    reason="Fashion-MNIST not installed")
+def test_snip_run_prunes_the_dense_initialisation(tmp_path):
+    results = experiment.run(small(load("lenet300_snip"), 1),
+                             str(tmp_path / "snip"), verbose=0)
+    assert results["total_nonzeros"] == 13310
+    densities = [results["layers"][p]["density"]
+                 for p in ("fc1/kernel", "fc2/kernel", "fc3/kernel")]
+    assert len({round(d, 4) for d in densities}) == 3   # global ranking
+    assert results["test_accuracy"] > 0.15           # chance is 0.1
