@@ -31,10 +31,12 @@ from tf_sparse import algorithms
 from tf_sparse import callbacks
 from tf_sparse import checkpoints
 from tf_sparse import diagnostics
+from tf_sparse import distillation
 from tf_sparse import flops
 from tf_sparse import sparsification
 from tf_sparse import models as models_lib
 from tf_sparse import schedules
+from tf_sparse import undertraining
 from tf_sparse.data import fashion_mnist
 from tf_sparse.data import pipelines
 
@@ -42,7 +44,12 @@ from tf_sparse.data import pipelines
 IDENTITY_KEYS = ("model", "dataset", "sparsity", "distribution", "keep_dense",
                  "rescale_init", "algorithm", "algorithm_params", "seed",
                  "batch_size",
-                 "optimizer")
+                 "optimizer", "algorithm_kwargs", "train_multiplier",
+                 "teacher")
+
+# Gradual pruning (issue 5): the model starts dense (all-ones masks) and
+# `sparsity` is the algorithm's target; configured by `algorithm_kwargs`.
+GRADUAL = {"gmp": "final_sparsity", "acdc": "sparsity"}
 
 
 def default_config():
@@ -79,6 +86,19 @@ def default_config():
     # takes the algorithm's own (paper's) default.
     c.algorithm_params = ml_collections.ConfigDict(
         dict.fromkeys(algorithms.CONFIG_PARAMS))
+    # GMP / AC/DC: constructor arguments (tf_sparse/algorithms/gmp.py,
+    # acdc.py), positions as fractions of training; the target is `sparsity`.
+    c.algorithm_kwargs = ml_collections.ConfigDict()
+    # Train epochs * train_multiplier epochs; every schedule position is a
+    # fraction of training, so learning rate and masks stretch together.
+    c.train_multiplier = 1.0
+    # Distillation from a dense teacher (.keras file; "" = none).
+    c.teacher = ""
+    c.distill_alpha = 0.5
+    c.distill_temperature = 4.0
+    # Under-training diagnostics each epoch -> workdir/diagnostics.json
+    # (validation loss and entropy on the test set; no split here).
+    c.diagnostics = False
     # Execution.
     c.steps_per_execution = 1
     c.jit_compile = False
@@ -164,7 +184,8 @@ def build_model(config, input_shape, num_classes, init_masks=None):
     model = models_lib.get_model(config.model, num_classes=num_classes,
                                  input_shape=input_shape)
     return sparsification.sparsify(
-        model, sparsity=config.sparsity, distribution=config.distribution,
+        model, sparsity=0.0 if config.algorithm in GRADUAL else
+        config.sparsity, distribution=config.distribution,
         keep_dense=list(config.keep_dense), seed=config.seed,
         rescale_weights=config.rescale_init,
         masks=init_masks(model) if init_masks else None)
@@ -172,10 +193,25 @@ def build_model(config, input_shape, num_classes, init_masks=None):
 
 def build_algorithm(config, steps_per_epoch, total_steps):
     """`config.algorithm` with `config.algorithm_params` for this run."""
+    if config.algorithm in GRADUAL:
+        kwargs = dict(config.algorithm_kwargs.to_dict())
+        kwargs.setdefault(GRADUAL[config.algorithm], config.sparsity)
+        kwargs.setdefault("total_steps", total_steps)
+        return algorithms.get(config.algorithm, **kwargs)
     return algorithms.from_params(
         config.algorithm, config.algorithm_params.to_dict(),
         steps_per_epoch=steps_per_epoch, total_steps=total_steps,
         seed=config.seed)
+
+
+def total_epochs(config):
+    """`epochs * train_multiplier`, which must be a whole number."""
+    epochs = config.epochs * config.train_multiplier
+    if abs(epochs - round(epochs)) > 1e-9 or round(epochs) < 1:
+        raise ValueError(
+            f"epochs * train_multiplier = {config.epochs} * "
+            f"{config.train_multiplier} = {epochs} must be a whole number >= 1.")
+    return int(round(epochs))
 
 
 def run(config, workdir, verbose=1):
@@ -185,7 +221,8 @@ def run(config, workdir, verbose=1):
     steps_per_epoch = len(x_train) // config.batch_size
     if config.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
-    total_steps = steps_per_epoch * config.epochs
+    epochs = total_epochs(config)
+    total_steps = steps_per_epoch * epochs
     num_classes = int(max(y_train.max(), y_test.max())) + 1
 
     # scale_grayscale adds the channel axis: (28, 28) images -> (28, 28, 1).
@@ -203,8 +240,12 @@ def run(config, workdir, verbose=1):
                 dense, batch, keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True), config.sparsity,
                 keep_dense=list(config.keep_dense))
-    model = build_model(config, x_train.shape[1:] + (1,), num_classes,
-                        init_masks=init_masks)
+    model = student = build_model(config, x_train.shape[1:] + (1,),
+                                  num_classes, init_masks=init_masks)
+    if config.teacher:
+        model = distillation.Distiller(
+            student, keras.saving.load_model(config.teacher),
+            temperature=config.distill_temperature, alpha=config.distill_alpha)
     model.compile(optimizer=make_optimizer(config, total_steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True),
@@ -231,6 +272,15 @@ def run(config, workdir, verbose=1):
                          batch_size=config.batch_size),
                      callbacks.SaveCheckpoint(
                          ckpt, every_steps=config.checkpoint_every_steps)]
+    if config.diagnostics:
+        x_eval, y_eval = pipelines.scale_grayscale()(x_test, y_test)
+        x_eval, y_eval = x_eval.numpy(), y_eval
+        fit_callbacks.append(undertraining.UndertrainingDiagnostics(
+            eval_batch=(x_eval[:1000], y_eval[:1000]),
+            validation_data=(x_eval, y_eval),
+            train_eval_data=pipelines.scale_grayscale()(
+                x_train[:5000], y_train[:5000]),
+            path=os.path.join(workdir, "diagnostics.json")))
 
     def stream(first_epoch):
         return pipelines.from_arrays(
@@ -240,15 +290,15 @@ def run(config, workdir, verbose=1):
             max_batches_per_epoch=steps_per_epoch)
 
     start_epoch, offset = divmod(done, steps_per_epoch)
-    if offset and start_epoch < config.epochs:
+    if offset and start_epoch < epochs:
         # Killed mid-epoch: finish that epoch from the next unseen batch.
         model.fit(stream(start_epoch).skip(offset), epochs=start_epoch + 1,
                   initial_epoch=start_epoch, shuffle=False,
                   steps_per_epoch=steps_per_epoch - offset, verbose=verbose,
                   callbacks=fit_callbacks)
         start_epoch += 1
-    if start_epoch < config.epochs:
-        model.fit(stream(start_epoch), epochs=config.epochs,
+    if start_epoch < epochs:
+        model.fit(stream(start_epoch), epochs=epochs,
                   initial_epoch=start_epoch, shuffle=False,
                   steps_per_epoch=steps_per_epoch, verbose=verbose,
                   callbacks=fit_callbacks)
@@ -256,14 +306,18 @@ def run(config, workdir, verbose=1):
         pipelines.from_arrays(x_test, y_test, 1000, training=False,
                               preprocess=pipelines.scale_grayscale()),
         verbose=0)
-    rep = diagnostics.report(model)
+    rep = diagnostics.report(student)
     results = {"test_loss": float(test_loss),
                "test_accuracy": float(test_accuracy),
                "steps": int(model.optimizer.iterations.numpy()),
-               "epochs": config.epochs, **rep.as_dict(),
-               "summary": diagnostics.summary(model, algorithm=algorithm)}
+               "epochs": epochs, **rep.as_dict(),
+               "summary": diagnostics.summary(student, algorithm=algorithm)}
+    if hasattr(algorithm, "mask_drift"):   # AC/DC: drift, both models
+        results["mask_drift"] = algorithm.mask_drift()
+        algorithm.save_models(os.path.join(workdir, "sparse.keras"),
+                              os.path.join(workdir, "dense_cotrained.keras"))
     try:
-        counted = flops.training_flops(model, algorithm)
+        counted = flops.training_flops(student, algorithm)
         results["flops"] = counted.as_dict()
         results["flops"]["train_total_sparse"] = (
             counted.train_sparse * results["steps"] * config.batch_size)

@@ -159,6 +159,10 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
         """`(start, end, is_sparse)` of every phase, in steps."""
         return self.schedule.phases()
 
+    def update_steps(self):
+        """Steps at which the mask state changes (phase boundaries)."""
+        return list(self.schedule.boundaries)
+
     def should_update(self, step):
         if isinstance(step, numbers.Integral):
             return bool(self.schedule.is_boundary(int(step)))

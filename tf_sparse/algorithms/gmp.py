@@ -323,8 +323,13 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         sched = self.schedule if final is None else self._schedules[final]
         return float(sched(step + self.offset)[1])
 
-    def update_steps(self, total_steps):
-        """Steps (hook numbering) at which masks change, up to `total_steps`."""
+    def update_steps(self, total_steps=None):
+        """Steps (hook numbering) at which masks change, up to `total_steps`
+        (default: the schedule's `total_steps`, else its `end`)."""
+        if total_steps is None:
+            total_steps = self.schedule.total_steps
+        if total_steps is None:
+            total_steps = max(self.schedule.end_step, self.schedule.begin_step)
         return [s for s in range(total_steps + 1) if self.should_update(s)]
 
     def should_update(self, step):
