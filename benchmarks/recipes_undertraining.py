@@ -1,0 +1,398 @@
+"""Does longer training close the gap between sparse and dense? (issue 5)
+
+On real Fashion-MNIST, LeNet-5 trained from scratch and the small ViT
+fine-tuned from a dense pretrained model (with distillation from it), at
+several sparsities: dense, GMP and AC/DC at 1x, 2x, 4x the base training
+length, several seeds. Every run records the under-training diagnostics per
+epoch (`tf_sparse.undertraining`); the script writes
+
+    benchmarks/results/recipes_undertraining.json   every run, with curves
+    benchmarks/results/recipes_undertraining.md     tables and conclusions
+    benchmarks/results/recipes_undertraining/       report.md + PNG plots
+
+The defaults are the subset that fits in about 40 minutes of this shared
+2-core machine; `--full` runs the whole grid (90/95/98%, both models, 1x/2x/4x,
+2 seeds, about 4x longer). Runs are cached in --workroot, so an interrupted
+benchmark continues where it stopped.
+
+Usage:
+  python benchmarks/recipes_undertraining.py              # the subset
+  python benchmarks/recipes_undertraining.py --full
+  python benchmarks/recipes_undertraining.py --models=lenet5 \
+      --sparsities=0.9,0.95,0.98 --multipliers=1,2,4 --seeds=0,1
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+import common  # noqa: E402
+from tf_sparse import recipes  # noqa: E402
+from tf_sparse import undertraining  # noqa: E402
+from tf_sparse.models import transformer  # noqa: E402
+
+NAME = "recipes_undertraining"
+
+
+def lenet5_config(args, algorithm, sparsity, multiplier, seed):
+    c = recipes.default_config()
+    c.model = "lenet5_caffe"
+    c.algorithm = algorithm
+    c.sparsity = sparsity if algorithm != "dense" else 0.9
+    c.scope = "global"
+    c.epochs = args.lenet_epochs
+    c.steps_per_epoch = args.lenet_steps
+    c.train_multiplier = float(multiplier)
+    c.learning_rate = 0.05
+    c.seed = seed
+    c.train_eval_examples = args.eval_examples
+    return c
+
+
+def vit_config(args, algorithm, sparsity, multiplier, seed):
+    c = recipes.default_config()
+    c.model = "vit_tiny"
+    c.optimizer = "adamw"
+    c.learning_rate = 5e-4
+    c.weight_decay = 1e-4
+    c.warmup = 0.05
+    c.pretrain_epochs = args.vit_pretrain_epochs
+    c.pretrain_learning_rate = 2e-3
+    c.pretrained_path = os.path.join(args.workroot,
+                                     f"vit_pretrained_seed{seed}.keras")
+    c.epochs = args.vit_epochs
+    c.steps_per_epoch = args.vit_steps
+    c.train_multiplier = float(multiplier)
+    c.algorithm = algorithm
+    c.sparsity = sparsity if algorithm != "dense" else 0.9
+    c.scope = "global"
+    c.prune = tuple(transformer.layer_type_sparsity(attention=0, ffn=0))
+    c.teacher = "pretrained" if algorithm != "dense" else ""
+    c.seed = seed
+    c.train_eval_examples = args.eval_examples
+    return c
+
+
+CONFIGS = {"lenet5": lenet5_config, "vit": vit_config}
+
+
+def grid(args):
+    """(model, algorithm, sparsity, multiplier, seed), seeds outermost."""
+    runs = []
+    for seed in args.seeds:
+        for model in args.models:
+            for m in args.multipliers:
+                runs.append((model, "dense", None, m, seed))
+            for m in args.multipliers:
+                for s in args.sparsities:
+                    for algorithm in args.algorithms:
+                        runs.append((model, algorithm, s, m, seed))
+    return runs
+
+
+def run_name(model, algorithm, sparsity, multiplier, seed):
+    s = "" if sparsity is None else f"{int(round(sparsity * 100))}"
+    return f"{model}_{algorithm}{s}_x{multiplier:g}_seed{seed}"
+
+
+def scrub(value, workroot):
+    """Replaces the machine's work directory in results by `$WORKROOT`."""
+    if isinstance(value, str):
+        return value.replace(workroot, "$WORKROOT")
+    if isinstance(value, dict):
+        return {k: scrub(v, workroot) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, workroot) for v in value]
+    return value
+
+
+def summarise(records):
+    """Mean/std test accuracy, gap to dense, train-loss excess per cell."""
+    dense = {(r["model"], r["multiplier"], r["seed"]): r for r in records
+             if r["algorithm"] == "dense"}
+    cells = {}
+    for r in records:
+        key = (r["model"], r["algorithm"], r["sparsity"], r["multiplier"])
+        ref = dense.get((r["model"], r["multiplier"], r["seed"]))
+        entry = cells.setdefault(key, {"acc": [], "gap": [], "excess": [],
+                                       "under": [], "train_loss": [],
+                                       "val_loss": [], "entropy": [],
+                                       "dense_cotrained": [], "drift": [],
+                                       "seconds": []})
+        last = r["history"][-1]
+        entry["acc"].append(r["test_accuracy"])
+        entry["train_loss"].append(last["train_loss"])
+        entry["val_loss"].append(last["val_loss"])
+        entry["entropy"].append(last["entropy"])
+        entry["seconds"].append(r["seconds"])
+        if "dense_cotrained_test_accuracy" in r:
+            entry["dense_cotrained"].append(r["dense_cotrained_test_accuracy"])
+        if r.get("mask_drift"):
+            entry["drift"].append(
+                float(np.mean([d["changed_fraction"] for d in r["mask_drift"]])))
+        if ref is not None and r["algorithm"] != "dense":
+            entry["gap"].append(ref["test_accuracy"] - r["test_accuracy"])
+            excess = last["train_loss"] - ref["history"][-1]["train_loss"]
+            entry["excess"].append(excess)
+            entry["under"].append(excess > 0)
+    return cells
+
+
+def _ms(values, scale=100.0, digits=2):
+    if not values:
+        return "-"
+    v = np.asarray(values, dtype=float) * scale
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def markdown(args, records, cells, info, wall, verdict_lines):
+    out = [f"# Under-training of sparse models and longer schedules "
+           f"(`benchmarks/{NAME}.py`)", ""]
+    out += ["Real Fashion-MNIST (60k train: 10% held out for validation, "
+            "10k test). Each figure is the mean ± sample std over seeds "
+            f"{', '.join(map(str, args.seeds))} (n = {len(args.seeds)}).", ""]
+    out += ["Settings:", "",
+            f"- LeNet-5 (`lenet5_caffe`) from scratch: SGD 0.05, Nesterov "
+            f"momentum 0.9, weight decay 5e-4, cosine LR, batch 100; 1x = "
+            f"{args.lenet_epochs} epoch(s) of {args.lenet_steps} steps "
+            f"({args.lenet_epochs * args.lenet_steps} steps); global magnitude "
+            "for GMP and AC/DC, all layers pruned.",
+            f"- ViT (`vit_tiny`, 139k params): pretrained dense for "
+            f"{args.vit_pretrain_epochs} epoch(s) of {args.vit_steps} steps "
+            "(AdamW 2e-3, cosine), then fine-tuned with AdamW 5e-4 (5% "
+            f"warm-up, cosine); 1x = {args.vit_epochs} epoch(s) of "
+            f"{args.vit_steps} steps. Attention and FFN kernels pruned "
+            "(global), embeddings and head dense; sparse runs distil from "
+            "the pretrained dense model (T=4, alpha=0.5), the dense "
+            "reference fine-tunes without distillation.",
+            "- GMP: cubic, 0 -> target over the first 70% of training, an "
+            "update every 5% of training. AC/DC: dense warm-up 10%, 10% "
+            "phases, last alternating phase dense, final sparse phase 20%, "
+            "momentum of masked weights reset at phase changes.",
+            "- 2x / 4x multiply the number of steps; every schedule position "
+            "is a fraction of training, so all stretch together.",
+            f"- Diagnostics each epoch: training loss on a fixed {args.eval_examples} training "
+            "subset in inference mode, validation loss, mean predictive "
+            "entropy on 1000 fixed validation images.", ""]
+    header = ["model", "method", "sparsity", "mult.", "test acc %",
+              "gap to dense (pts)", "final train loss", "train-loss excess "
+              "vs dense", "higher train loss than dense", "val loss",
+              "entropy", "AC/DC dense model acc %", "seconds/run"]
+    rows = []
+    for key in sorted(cells, key=lambda k: (k[0], k[1] != "dense", k[1],
+                                            k[2] or 0, k[3])):
+        model, algorithm, sparsity, mult = key
+        e = cells[key]
+        under = (f"{sum(e['under'])}/{len(e['under'])}" if e["under"]
+                 else "-")
+        rows.append([model, algorithm,
+                     "-" if sparsity is None else f"{sparsity:.2f}",
+                     f"{mult:g}x", _ms(e["acc"]), _ms(e["gap"]),
+                     _ms(e["train_loss"], 1, 4), _ms(e["excess"], 1, 4),
+                     under, _ms(e["val_loss"], 1, 4), _ms(e["entropy"], 1, 3),
+                     _ms(e["dense_cotrained"]), _ms(e["seconds"], 1, 0)])
+    out += ["## Results", "", common.markdown_table(header, rows)]
+    out += ["## Does the gap to dense shrink with longer training?", ""]
+    by = {}
+    for (model, algorithm, sparsity, mult), e in cells.items():
+        if algorithm == "dense" or not e["gap"]:
+            continue
+        by.setdefault((model, algorithm, sparsity), {})[mult] = (
+            float(np.mean(e["gap"])) * 100, float(np.mean(e["excess"])))
+    header = ["model", "method", "sparsity"] + [
+        f"gap {m:g}x" for m in args.multipliers] + [
+        f"excess {m:g}x" for m in args.multipliers] + ["gap shrinks 1x -> "
+                                                        f"{max(args.multipliers):g}x"]
+    rows = []
+    for (model, algorithm, sparsity), d in sorted(by.items()):
+        gaps = [d.get(m, (float("nan"),))[0] for m in args.multipliers]
+        exc = [d.get(m, (0, float("nan")))[1] for m in args.multipliers]
+        first, last = gaps[0], gaps[-1]
+        shrinks = ("yes" if last < first else "no") if not (
+            np.isnan(first) or np.isnan(last)) else "-"
+        rows.append([model, algorithm, f"{sparsity:.2f}"] +
+                    [f"{g:.2f}" for g in gaps] + [f"{x:+.4f}" for x in exc] +
+                    [shrinks])
+    out += [common.markdown_table(header, rows)]
+    out += ["Gap = dense test accuracy minus sparse test accuracy (points, "
+            "same seed and length); excess = final training loss minus the "
+            "dense reference's (positive: the sparse run looks "
+            "under-trained).", ""]
+    out += ["## Under-training verdicts per run", ""] + verdict_lines + [""]
+    out += ["Plots (mean over seeds, x = fraction of training): "
+            f"`{NAME}/*.png`; per-run report `{NAME}/report.md`.", ""]
+    out += ["## Machine", "",
+            f"- {info.get('cpu')}, {info.get('cpu_count')} cores, shared with "
+            "other jobs (load average at start "
+            f"{info.get('load_start')}, at end {info.get('load_end')}); "
+            f"TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}, "
+            f"NumPy {info.get('numpy')}, Python {info.get('python')}.",
+            f"- Sum of the runs' wall times: "
+            f"{sum(r['seconds'] for r in records) / 60:.1f} min for "
+            f"{len(records)} runs, run one after another (ViT pretraining "
+            "not included; it is cached per seed); this invocation took "
+            f"{wall / 60:.1f} min.", ""]
+    return "\n".join(out)
+
+
+def plot_gap(cells, args, path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    models = sorted({k[0] for k in cells})
+    fig = Figure(figsize=(5.5 * len(models), 4.2))
+    FigureCanvasAgg(fig)
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(1, len(models), i + 1)
+        for (mdl, algorithm, sparsity), marker in (
+                (k, None) for k in sorted({(k[0], k[1], k[2]) for k in cells
+                                           if k[1] != "dense"})):
+            if mdl != model:
+                continue
+            xs, ys, es = [], [], []
+            for m in args.multipliers:
+                e = cells.get((mdl, algorithm, sparsity, m))
+                if e and e["gap"]:
+                    xs.append(m)
+                    ys.append(np.mean(e["gap"]) * 100)
+                    es.append(np.std(e["gap"], ddof=1) * 100
+                              if len(e["gap"]) > 1 else 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3,
+                            linestyle="-" if algorithm == "gmp" else "--",
+                            label=f"{algorithm} {sparsity:.0%}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(args.multipliers)
+        ax.set_xticklabels([f"{m:g}x" for m in args.multipliers])
+        ax.set_xlabel("training length")
+        ax.set_ylabel("dense - sparse test accuracy (points)")
+        ax.set_title(model)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="lenet5,vit")
+    parser.add_argument("--algorithms", default="gmp,acdc")
+    parser.add_argument("--sparsities", default=None)
+    parser.add_argument("--multipliers", default="1,2,4")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--lenet_epochs", type=int, default=1)
+    parser.add_argument("--lenet_steps", type=int, default=300)
+    parser.add_argument("--vit_epochs", type=int, default=1)
+    parser.add_argument("--vit_steps", type=int, default=160)
+    parser.add_argument("--vit_pretrain_epochs", type=int, default=4)
+    parser.add_argument("--vit_sparsities", default="0.95",
+                        help="sparsities for the ViT ('' = --sparsities)")
+    parser.add_argument("--eval_examples", type=int, default=4000)
+    parser.add_argument("--full", action="store_true",
+                        help="90/95/98%%, both models, 2 epochs of 540 "
+                        "steps at 1x (hours on this machine)")
+    parser.add_argument("--workroot", default=os.path.join(
+        tempfile.gettempdir(), "tf_sparse_recipes_bench"))
+    parser.add_argument("--report_only", action="store_true",
+                        help="only rebuild the report from cached runs")
+    args = parser.parse_args()
+    if args.full:
+        args.sparsities = args.sparsities or "0.9,0.95,0.98"
+        args.lenet_steps, args.lenet_epochs = 540, 2
+        args.vit_steps = 540
+        args.vit_sparsities = None
+    args.sparsities = [float(s) for s in (args.sparsities or "0.9,0.98").split(",")]
+    args.vit_sparsities = ([float(s) for s in args.vit_sparsities.split(",")]
+                           if args.vit_sparsities else None)  # None: all
+    args.multipliers = [float(m) for m in args.multipliers.split(",")]
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.models = args.models.split(",")
+    args.algorithms = args.algorithms.split(",")
+    os.makedirs(args.workroot, exist_ok=True)
+
+    info = common.machine_info()
+    info["load_start"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    started = time.time()
+    data = {}
+    records = []
+    plan = grid(args)
+    if args.vit_sparsities is not None:
+        plan = [p for p in plan if p[0] != "vit" or p[2] is None
+                or p[2] in args.vit_sparsities]
+    for index, (model, algorithm, sparsity, mult, seed) in enumerate(plan):
+        name = run_name(model, algorithm, sparsity, mult, seed)
+        workdir = os.path.join(args.workroot, name)
+        config = CONFIGS[model](args, algorithm, sparsity or 0.9, mult, seed)
+        if not os.path.exists(os.path.join(workdir, "results.json")):
+            if args.report_only:
+                continue
+            if "fmnist" not in data:
+                data["fmnist"] = recipes.load_data(config)
+            t0 = time.time()
+            print(f"[{index + 1}/{len(plan)}] {name} ...", flush=True)
+            result = recipes.run(config, workdir, data=data["fmnist"])
+            print(f"    test acc {result['test_accuracy']:.4f}, "
+                  f"{time.time() - t0:.0f} s", flush=True)
+        with open(os.path.join(workdir, "results.json")) as f:
+            result = json.load(f)
+        records.append({"name": name, "model": model, "algorithm": algorithm,
+                        "sparsity": sparsity, "multiplier": mult,
+                        "seed": seed, **{k: v for k, v in result.items()
+                                         if k != "config"},
+                        "config": result["config"]})
+    wall = time.time() - started
+    info["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+    cells = summarise(records)
+    out_dir = os.path.join(common.RESULTS, NAME)
+    os.makedirs(out_dir, exist_ok=True)
+    runs = []
+    for r in records:
+        ref = None
+        if r["algorithm"] != "dense":
+            ref = run_name(r["model"], "dense", None, r["multiplier"],
+                           r["seed"])
+            if ref not in {x["name"] for x in records}:
+                ref = None
+        label = (f"{r['model']} {r['algorithm']}"
+                 + ("" if r["sparsity"] is None else f" {r['sparsity']:.0%}")
+                 + f" {r['multiplier']:g}x")
+        runs.append({"name": r["name"], "history": r["history"],
+                     "reference": ref, "label": label, "epochs": r["epochs"]})
+    verdicts = []
+    for model in sorted({r["model"] for r in records}):
+        subset = [x for x in runs if x["name"].startswith(model + "_")]
+        if subset:
+            verdicts += undertraining.compare_runs(
+                subset, os.path.join(out_dir, model),
+                title=f"Under-training report: {model}")
+    plot_gap(cells, args, os.path.join(out_dir, "gap_to_dense.png"))
+    lines = []
+    for mult in args.multipliers:
+        chosen = [v for v in verdicts if f"_x{mult:g}_" in v["run"]]
+        if chosen:
+            n_up = sum(v["higher_train_loss"] for v in chosen)
+            lines.append(f"- {mult:g}x: {n_up} of {len(chosen)} sparse runs "
+                         "ended with a higher training loss than their dense "
+                         "reference.")
+    payload = scrub({"machine": info, "wall_seconds": wall,
+                     "args": {k: v for k, v in vars(args).items()},
+                     "runs": records, "verdicts": verdicts}, args.workroot)
+    common.write_results(NAME, payload,
+                         markdown(args, records, cells, info, wall, lines))
+    print(f"wrote {os.path.join(common.RESULTS, NAME)}.md/.json and "
+          f"{out_dir}/", flush=True)
+
+
+if __name__ == "__main__":
+    main()
