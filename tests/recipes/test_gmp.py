@@ -266,3 +266,19 @@ def test_per_layer_final_sparsity_dict():
     counts = {mw.path: mw.nonzeros() for mw in tfs.masked_weights(model)}
     assert counts == {"fc1/kernel": kept(0.9, 256), "fc2/kernel": kept(0.5, 512),
                       "out/kernel": 48}
+
+
+def test_schedule_object_gives_or_takes_the_final_sparsity():
+    from tf_sparse import schedules
+    sched = schedules.PolynomialSparsity(0.0, 0.8, begin=0, end=10,
+                                         frequency=5)
+    assert tfs.algorithms.GMP(schedule=sched).target(10) == pytest.approx(0.8)
+    assert tfs.algorithms.GMP(0.6, schedule=sched).target(10) == \
+        pytest.approx(0.6)
+    model = mlp()
+    algorithm = tfs.algorithms.GMP(schedule=sched)
+    train(model, algorithm, 10)
+    assert [mw.nonzeros() for mw in tfs.masked_weights(model)] == [
+        kept(0.8, mw.size) for mw in tfs.masked_weights(model)]
+    with pytest.raises(ValueError, match="GMP needs final_sparsity"):
+        tfs.algorithms.GMP(end=10)

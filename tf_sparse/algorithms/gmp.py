@@ -237,7 +237,8 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
     Args:
       final_sparsity: target sparsity at `end`: a float in [0, 1), or a dict
         from layer name / path / fnmatch pattern to a sparsity (per-layer
-        targets, e.g. embeddings 0.5, attention 0.9; layer-wise only).
+        targets, e.g. embeddings 0.5, attention 0.9; layer-wise only). May
+        be omitted when `schedule` is a schedule object (its final value).
       initial_sparsity: sparsity at `begin` (ignored by "constant").
       begin, end: where the ramp starts and ends: int steps or float
         fractions of `total_steps`. For "constant", `end=-1` prunes until
@@ -246,8 +247,8 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
       schedule: "cubic" (Zhu & Gupta, tfmot `PolynomialDecay(power=3)`),
         "linear", "inverse_cubic" (SparseML) or "constant" (tfmot
         `ConstantSparsity`); or a `PolynomialSparsity`, `InterpolatedSparsity`
-        or `ConstantSparsity` object, whose `final`/`target` is replaced by
-        `final_sparsity` when that is a dict.
+        or `ConstantSparsity` object (its window and cadence are used; its
+        `final`/`target` is replaced by `final_sparsity` when given).
       power: exponent for "cubic"/"linear" (default 3 and 1).
       scope: "layerwise" (each weight reaches the target) or "global" (one
         magnitude ranking across all masked weights; the total reaches it).
@@ -261,7 +262,7 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
 
     name = "gmp"
 
-    def __init__(self, final_sparsity=0.9, *, initial_sparsity=0.0,
+    def __init__(self, final_sparsity=None, *, initial_sparsity=0.0,
                  begin=0, end=0.75, frequency=100, schedule="cubic",
                  power=None, scope="layerwise", total_steps=None,
                  tfmot_timing=False):
@@ -273,6 +274,15 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
             raise ValueError(
                 "GMP: a per-layer final_sparsity dict needs scope='layerwise'; "
                 "a global ranking has one target for the whole model.")
+        schedule_types = (S.PolynomialSparsity, S.InterpolatedSparsity,
+                          S.ConstantSparsity)
+        if final_sparsity is None:
+            if not isinstance(schedule, schedule_types):
+                raise ValueError(
+                    "GMP needs final_sparsity (a float in [0, 1) or a "
+                    "{layer pattern: sparsity} dict), or a schedule object "
+                    "that carries it.")
+            final_sparsity = float(_final_of(schedule))
         self.scope = scope
         self.final_sparsity = final_sparsity
         self.tfmot_timing = bool(tfmot_timing)
@@ -284,12 +294,9 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         if isinstance(schedule, str):
             first = make_schedule(schedule, initial_sparsity, finals[0], begin,
                                   end, frequency, total_steps, power)
-        elif isinstance(schedule, (S.PolynomialSparsity,
-                                   S.InterpolatedSparsity,
-                                   S.ConstantSparsity)):
-            first = schedule
-            if isinstance(final_sparsity, dict):
-                first = _with_final(schedule, finals[0])
+        elif isinstance(schedule, schedule_types):
+            # final_sparsity (a float or a dict) replaces the schedule's.
+            first = _with_final(schedule, finals[0])
         else:
             raise TypeError(
                 f"GMP schedule={schedule!r} is not accepted: give a name in "
