@@ -1,0 +1,220 @@
+"""Accuracy vs density on real Fashion-MNIST: dense, static, SNIP, SET, RigL
+and sparse momentum, test error mean and standard error over seeds.
+
+Every run goes through `tf_sparse.experiment.run` (what tools/train.py runs)
+with the Fashion-MNIST config of its method (configs/fashion_mnist/
+<model>_<method>.py: each states its hyperparameters and where they come
+from); only the density, the seed and the length change. Shorter runs keep
+their shape: the learning-rate steps (50%, 75%), the prune-rate decay and
+RigL's window are fractions of training.
+
+The paper (Dettmers & Zettlemoyer 2019) trains 100 epochs; the default here
+is 5 epochs so that LeNet-300-100 at 4 densities x 5 sparse methods x 3
+seeds + dense fits in ~30-40 minutes on a shared 2-core machine. The
+full-length version is `--epochs=100` (or the configs' 20).
+
+Results are saved after every run to benchmarks/results/<name>.json; a
+killed benchmark started again with the same flags skips finished runs.
+
+Usage:
+  python benchmarks/dst_accuracy.py                                # defaults
+  python benchmarks/dst_accuracy.py --model=lenet5 --epochs=20 --seeds=5
+  python benchmarks/dst_accuracy.py --methods=sparse_momentum,rigl \\
+      --densities=0.05 --seeds=1 --epochs=1 --name=dst_accuracy_smoke
+Writes benchmarks/results/<name>.{json,md}.
+"""
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import common  # noqa: E402
+
+METHODS = ("static", "snip", "set", "rigl", "sparse_momentum")
+MODELS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5-Caffe"}
+
+
+def load_config(model, method):
+    path = os.path.join(ROOT, "configs", "fashion_mnist",
+                        f"{model}_{method}.py")
+    spec = importlib.util.spec_from_file_location(f"{model}_{method}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def run_one(model, method, density, seed, args):
+    import keras
+    from tf_sparse import experiment
+
+    config = load_config(model, method)
+    config.epochs = args.epochs
+    config.seed = seed
+    config.sparsity = 0.0 if method == "dense" else round(1.0 - density, 6)
+    if args.steps_per_epoch:
+        config.steps_per_epoch = args.steps_per_epoch
+    workdir = tempfile.mkdtemp(prefix="dst_acc_")
+    start = time.perf_counter()
+    try:
+        keras.backend.clear_session()
+        results = experiment.run(config, workdir, verbose=0)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"model": model, "method": method, "density": density,
+            "seed": seed, "epochs": args.epochs,
+            "test_accuracy": results["test_accuracy"],
+            "test_error": 100.0 * (1.0 - results["test_accuracy"]),
+            "test_loss": results["test_loss"],
+            "total_nonzeros": results["total_nonzeros"],
+            "layer_density": {p: v["density"]
+                              for p, v in results["layers"].items()},
+            "seconds": time.perf_counter() - start}
+
+
+def key(r):
+    return f"{r['model']}/{r['method']}/{r['density']}/{r['seed']}"
+
+
+def aggregate(runs):
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["method"], r["density"]), []).append(
+            r["test_error"])
+    table = {}
+    for (method, density), errors in groups.items():
+        mean = statistics.fmean(errors)
+        se = (statistics.stdev(errors) / math.sqrt(len(errors))
+              if len(errors) > 1 else float("nan"))
+        table[f"{method}/{density}"] = {"method": method, "density": density,
+                                        "n": len(errors), "mean": mean,
+                                        "se": se, "errors": errors}
+    return table
+
+
+def markdown(payload):
+    args = payload["args"]
+    info = payload["machine"]
+    table = payload["table"]
+    methods = [m for m in METHODS if m in args["methods"]]
+    densities = sorted(args["densities"])
+    cell = lambda e: (f"{e['mean']:.2f} ± {e['se']:.2f}" if e["n"] > 1  # noqa: E731
+                      else f"{e['mean']:.2f}") if e else "-"
+    lines = [
+        f"# Test error (%) vs density, {MODELS[args['model']]} on "
+        "Fashion-MNIST (benchmarks/dst_accuracy.py)",
+        "",
+        f"{args['epochs']} epochs per run (the paper trains 100; chosen so "
+        "the whole table fits in ~30-40 minutes on this shared machine), "
+        f"{args['seeds']} seeds ({', '.join(map(str, payload['seeds']))}), "
+        "mean ± standard error of the test error over seeds. Every run is "
+        "`experiment.run` with configs/fashion_mnist/"
+        f"{args['model']}_<method>.py at the given density (uniform per-layer "
+        "density, kept weights rescaled by 1/sqrt(density) at init, "
+        "Nesterov SGD 0.1, batch 100, lr x0.1 at 50% and 75%).",
+        "",
+        f"Machine: {info.get('cpu')}, {info.get('cpu_count')} vCPUs (shared "
+        f"with other jobs), Python {info.get('python')}, TensorFlow "
+        f"{info.get('tensorflow')}, Keras {info.get('keras')}, NumPy "
+        f"{info.get('numpy')}; {info.get('date')}; commit "
+        f"{info.get('git_commit')}. Wall time of all runs: "
+        f"{payload['total_seconds'] / 60:.1f} min.",
+        "",
+    ]
+    header = ["weights"] + methods
+    rows = []
+    for d in densities:
+        rows.append([f"{100 * d:g}%"] + [cell(table.get(f"{m}/{d}"))
+                                         for m in methods])
+    dense = table.get("dense/1.0")
+    if dense:
+        rows.append(["100% (dense)", cell(dense)] + [""] * (len(methods) - 1))
+    lines.append(common.markdown_table(header, rows))
+    # The paper's claim: sparse momentum comes closest to dense everywhere.
+    lines.append("")
+    lines.append("Best sparse method per density (lowest mean error):")
+    lines.append("")
+    for d in densities:
+        entries = [(table[f"{m}/{d}"]["mean"], m) for m in methods
+                   if f"{m}/{d}" in table]
+        if entries:
+            best = min(entries)
+            sm = table.get(f"sparse_momentum/{d}")
+            note = ""
+            if sm and best[1] != "sparse_momentum":
+                gap = sm["mean"] - best[0]
+                note = (f" (sparse momentum {sm['mean']:.2f}, "
+                        f"{gap:+.2f} points)")
+            lines.append(f"- {100 * d:g}%: {best[1]} {best[0]:.2f}{note}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="lenet300", choices=list(MODELS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--densities", default="0.01,0.02,0.05,0.1")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=17)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--steps-per-epoch", type=int, default=0,
+                        help="0: the whole training set every epoch")
+    parser.add_argument("--no-dense", action="store_true")
+    parser.add_argument("--name", default=None)
+    args = parser.parse_args()
+    args.methods = [m for m in args.methods.split(",") if m]
+    for m in args.methods:
+        if m not in METHODS:
+            parser.error(f"unknown method {m!r}; accepted: "
+                         f"{', '.join(METHODS)}")
+    args.densities = [float(d) for d in args.densities.split(",")]
+    name = args.name or f"dst_accuracy_{args.model}"
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    path = os.path.join(common.RESULTS, f"{name}.json")
+    previous = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old.get("args", {}).get("epochs") == args.epochs:
+            previous = {key(r): r for r in old.get("runs", [])}
+    plan = [(m, d, s) for d in args.densities for m in args.methods
+            for s in seeds]
+    if not args.no_dense:
+        plan = [("dense", 1.0, s) for s in seeds] + plan
+    runs = []
+    payload = {"args": vars(args), "seeds": seeds,
+               "machine": common.machine_info()}
+    total = 0.0
+    for i, (method, density, seed) in enumerate(plan):
+        k = f"{args.model}/{method}/{density}/{seed}"
+        if k in previous:
+            runs.append(previous[k])
+            total += previous[k]["seconds"]
+            continue
+        r = run_one(args.model, method, density, seed, args)
+        runs.append(r)
+        total += r["seconds"]
+        print(f"[{i + 1}/{len(plan)}] {k}: error {r['test_error']:.2f}% "
+              f"({r['seconds']:.0f}s)", flush=True)
+        payload.update(runs=runs, table=aggregate(runs), total_seconds=total)
+        common.write_results(name, payload, markdown(payload))
+    payload.update(runs=runs, table=aggregate(runs), total_seconds=total)
+    paths = common.write_results(name, payload, markdown(payload))
+    print(markdown(payload))
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
