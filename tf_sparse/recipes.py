@@ -221,7 +221,7 @@ def make_algorithm(config, total_steps):
             "gmp", final_sparsity=config.sparsity,
             initial_sparsity=g.initial_sparsity, begin=g.begin, end=g.end,
             frequency=g.frequency, schedule=g.schedule, scope=config.scope,
-            total_steps=total_steps)
+            total_steps=total_steps, final_update=True)
     a = config.acdc
     return algorithms.get(
         "acdc", sparsity=config.sparsity, warmup=a.warmup,

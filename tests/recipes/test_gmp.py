@@ -282,3 +282,21 @@ def test_schedule_object_gives_or_takes_the_final_sparsity():
         kept(0.8, mw.size) for mw in tfs.masked_weights(model)]
     with pytest.raises(ValueError, match="GMP needs final_sparsity"):
         tfs.algorithms.GMP(end=10)
+
+
+def test_final_update_reaches_the_target_off_the_grid():
+    with pytest.warns(UserWarning, match="final_update=True"):
+        plain = tfs.algorithms.GMP(0.9, begin=0, end=10, frequency=4,
+                                   total_steps=12)
+    assert plain.update_steps() == [0, 4, 8]
+    snapped = tfs.algorithms.GMP(0.9, begin=0, end=10, frequency=4,
+                                 total_steps=12, final_update=True)
+    assert snapped.update_steps() == [0, 4, 8, 10]
+    import tensorflow as tf
+    graph = [bool(snapped.should_update(tf.constant(s, tf.int64)))
+             for s in range(13)]
+    assert [s for s, due in enumerate(graph) if due] == [0, 4, 8, 10]
+    model = mlp()
+    train(model, snapped, 12)
+    assert [mw.nonzeros() for mw in tfs.masked_weights(model)] == [
+        kept(0.9, mw.size) for mw in tfs.masked_weights(model)]

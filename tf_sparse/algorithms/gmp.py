@@ -255,6 +255,9 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
       total_steps: steps of the whole run; required when any position is a
         fraction.
       tfmot_timing: evaluate the schedule at `step + 1`, as tfmot does.
+      final_update: also update at `end` when `end - begin` is not a
+        multiple of `frequency` (tfmot then never reaches the final
+        sparsity; off by default for tfmot agreement).
 
     Start from a model with all-ones masks (`tfs.sparsify(model, 0.0)`); layers
     that must stay dense are left out with `keep_dense`.
@@ -265,7 +268,7 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
     def __init__(self, final_sparsity=None, *, initial_sparsity=0.0,
                  begin=0, end=0.75, frequency=100, schedule="cubic",
                  power=None, scope="layerwise", total_steps=None,
-                 tfmot_timing=False):
+                 tfmot_timing=False, final_update=False):
         super().__init__()
         if scope not in SCOPES:
             raise ValueError(
@@ -286,6 +289,7 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         self.scope = scope
         self.final_sparsity = final_sparsity
         self.tfmot_timing = bool(tfmot_timing)
+        self.final_update = bool(final_update)
         self.offset = 1 if tfmot_timing else 0
         finals = (sorted(set(final_sparsity.values()))
                   if isinstance(final_sparsity, dict) else [final_sparsity])
@@ -316,13 +320,14 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         if isinstance(sched, S.ConstantSparsity):
             return
         b, e, f = sched.begin_step, sched.end_step, sched.frequency_steps
-        if (e - b) % f:
+        if (e - b) % f and not self.final_update:
             last = b + ((e - b) // f) * f
             warnings.warn(
                 f"GMP: end - begin = {e - b} steps is not a multiple of "
                 f"frequency={f}; the last update is at step {last}, before "
                 f"end={e}, so the final sparsity is never reached (tfmot "
-                "behaves the same). Choose end = begin + k * frequency.",
+                "behaves the same). Choose end = begin + k * frequency, or "
+                "pass final_update=True to add an update at end.",
                 stacklevel=3)
 
     def target(self, step, final=None):
@@ -339,10 +344,22 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
             total_steps = max(self.schedule.end_step, self.schedule.begin_step)
         return [s for s in range(total_steps + 1) if self.should_update(s)]
 
+    def _extra_final(self):
+        sched = self.schedule
+        return (self.final_update and not isinstance(sched, S.ConstantSparsity)
+                and (sched.end_step - sched.begin_step) % sched.frequency_steps)
+
     def should_update(self, step):
+        extra = self._extra_final()
         if isinstance(step, numbers.Integral):
-            return bool(self.schedule(int(step) + self.offset)[0])
-        return self.schedule(tf.cast(step, tf.int64) + self.offset)[0]
+            s = int(step) + self.offset
+            return bool(self.schedule(s)[0]) or bool(
+                extra and s == self.schedule.end_step)
+        s = tf.cast(step, tf.int64) + self.offset
+        due = self.schedule(s)[0]
+        if extra:
+            due = tf.logical_or(due, tf.equal(s, self.schedule.end_step))
+        return due
 
     # -- state ------------------------------------------------------------
 
@@ -385,6 +402,7 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
     def get_config(self):
         return {"name": self.name, "final_sparsity": self.final_sparsity,
                 "scope": self.scope, "tfmot_timing": self.tfmot_timing,
+                "final_update": self.final_update,
                 "schedule": type(self.schedule).__name__,
                 **{k: v for k, v in self.schedule.get_config().items()}}
 
@@ -395,4 +413,5 @@ def stretched(algorithm, multiplier):
         raise TypeError(f"stretched() takes a GMP, got {type(algorithm).__name__}.")
     return GMP(algorithm.final_sparsity,
                schedule=S.stretch(algorithm.schedule, multiplier),
-               scope=algorithm.scope, tfmot_timing=algorithm.tfmot_timing)
+               scope=algorithm.scope, tfmot_timing=algorithm.tfmot_timing,
+               final_update=algorithm.final_update)
