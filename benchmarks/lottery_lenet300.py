@@ -14,7 +14,8 @@ with a short training per level because the machine is small and shared:
 
 Writes benchmarks/results/lottery_lenet300.json and .md (machine, versions,
 training length, tables, what the measurements say about the paper's
-claims) and three PNG plots. Every run lives in --workdir and is resumable:
+claims) and three PNG plots; benchmarks/results/<name>_notes.md (the
+hand-written reading of the numbers) is appended to the markdown if present. Every run lives in --workdir and is resumable:
 run the script again after an interruption and finished levels are skipped.
 
 Usage:
@@ -63,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--baselines", default="random_prune,random_reinit")
     p.add_argument("--k_baseline_levels", default="3,6,9,12,15",
                    help="levels with baselines in the k > 0 runs ('' = all)")
-    p.add_argument("--stability_levels", default="5,10,15")
+    p.add_argument("--stability_levels", default="0,5,10,15")
     p.add_argument("--rewind_points", default="",
                    help="extra rewind points for instability vs k, e.g. "
                         "'50,200' (trains 2 copies per level and point)")
@@ -202,6 +203,10 @@ def main(argv=None):
     for key in ("runs", "stability_raw"):
         strip_curves(payload[key])
     md = markdown(payload, args, seeds, k_label)
+    notes = os.path.join(common.RESULTS, f"{args.name}_notes.md")
+    if os.path.exists(notes):      # the hand-written reading of the numbers
+        with open(notes) as f:
+            md += "\n" + f.read()
     plots(payload, args)
     json_path, md_path = common.write_results(args.name, payload, md)
     print(md)

@@ -73,7 +73,16 @@ def plot_lines(path, series, *, xlabel, ylabel, title, log_x=False,
         ax.axhline(hline[0], color="gray", linestyle="--", linewidth=0.8,
                    label=hline[1])
     if log_x:
+        from matplotlib import ticker
         ax.set_xscale("log")
+        xs = [p[0] for pts in series.values() for p in pts]
+        if xs:
+            ticks = [t for t in (100, 50, 30, 20, 10, 5, 3, 2, 1, 0.5, 0.2,
+                                 0.1) if min(xs) * 0.9 <= t <= max(xs) * 1.1]
+            ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(
+            lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     if invert_x:
         ax.invert_xaxis()
     ax.set_xlabel(xlabel)
