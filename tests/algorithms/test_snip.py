@@ -62,3 +62,12 @@ def test_snip_algorithm_is_static_afterwards():
     assert isinstance(alg, tfs.algorithms.SNIP)
     assert alg.batch_size == 64 and alg.prunes_at_init
     assert alg.should_update(5) is False
+
+
+def test_sparsify_with_snip_in_one_call():
+    x, y = lib.mlp_data(n=50)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    expected = snip.snip_masks(dense_mlp(), (x, y), loss, 0.9)
+    model = snip.sparsify_with_snip(dense_mlp(), (x, y), loss, 0.9)
+    for mw in tfs.masked_weights(model):
+        assert np.array_equal(mw.mask.numpy(), expected[mw.path])

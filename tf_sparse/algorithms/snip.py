@@ -19,6 +19,8 @@ Example:
 
     masks = snip_masks(model, (x[:100], y[:100]), loss, sparsity=0.95)
     tfs.sparsify(model, masks=masks)
+    # or in one call:
+    sparsify_with_snip(model, (x[:100], y[:100]), loss, sparsity=0.95)
 """
 
 import keras
@@ -98,6 +100,14 @@ def snip_masks(model, data, loss, sparsity, *, keep_dense=()):
             scores[i].shape)
         offset += size
     return masks
+
+
+def sparsify_with_snip(model, data, loss, sparsity, *, keep_dense=(),
+                       rescale_weights=False):
+    """Sparsifies a dense `model` in place with SNIP masks; returns it."""
+    masks = snip_masks(model, data, loss, sparsity, keep_dense=keep_dense)
+    return sparsification.sparsify(model, masks=masks,
+                                   rescale_weights=rescale_weights)
 
 
 class SNIP(static.Static):
