@@ -91,8 +91,11 @@ def grid(args):
         for model in args.models:
             for m in args.multipliers:
                 runs.append((model, "dense", None, m, seed))
+            sparsities = args.sparsities
+            if model == "vit" and args.vit_sparsities is not None:
+                sparsities = args.vit_sparsities
             for m in args.multipliers:
-                for s in args.sparsities:
+                for s in sparsities:
                     for algorithm in args.algorithms:
                         runs.append((model, algorithm, s, m, seed))
     return runs
@@ -126,6 +129,7 @@ def summarise(records):
                                        "under": [], "train_loss": [],
                                        "val_loss": [], "entropy": [],
                                        "dense_cotrained": [], "drift": [],
+                                       "entropy_higher": [],
                                        "seconds": []})
         last = r["history"][-1]
         entry["acc"].append(r["test_accuracy"])
@@ -143,6 +147,8 @@ def summarise(records):
             excess = last["train_loss"] - ref["history"][-1]["train_loss"]
             entry["excess"].append(excess)
             entry["under"].append(excess > 0)
+            entry["entropy_higher"].append(
+                last["entropy"] > ref["history"][-1]["entropy"])
     return cells
 
 
@@ -228,9 +234,34 @@ def markdown(args, records, cells, info, wall, verdict_lines):
             "same seed and length); excess = final training loss minus the "
             "dense reference's (positive: the sparse run looks "
             "under-trained).", ""]
+    # Longer sparse training against the 1x dense budget.
+    header = ["model", "method", "sparsity"] + [
+        f"sparse {m:g}x - dense 1x" for m in args.multipliers]
+    rows = []
+    for (model, algorithm, sparsity), d in sorted(by.items()):
+        dense1 = cells.get((model, "dense", None, args.multipliers[0]))
+        if not dense1:
+            continue
+        base = float(np.mean(dense1["acc"])) * 100
+        row = [model, algorithm, f"{sparsity:.2f}"]
+        for m in args.multipliers:
+            e = cells.get((model, algorithm, sparsity, m))
+            row.append(f"{float(np.mean(e['acc'])) * 100 - base:+.2f}"
+                       if e else "-")
+        rows.append(row)
+    out += ["Sparse runs trained k times longer, against the dense run at "
+            "the 1x budget (test accuracy points):", "",
+            common.markdown_table(header, rows)]
+    out += ["## What the numbers say", ""] + conclusions(args, cells, by)
+    out += [""]
     out += ["## Under-training verdicts per run", ""] + verdict_lines + [""]
-    out += ["Plots (mean over seeds, x = fraction of training): "
-            f"`{NAME}/*.png`; per-run report `{NAME}/report.md`.", ""]
+    out += ["Plots (means over seeds; x = fraction of training):", "",
+            f"![gap to dense]({NAME}/gap_to_dense.png)", ""]
+    for model in sorted({r["model"] for r in records}):
+        out += [f"![{model} diagnostics]({NAME}/diagnostics_{model}.png)",
+                ""]
+    out += ["Per-run tables, statements and all curves: "
+            f"`{NAME}/<model>/report.md` and its PNGs.", ""]
     out += ["## Machine", "",
             f"- {info.get('cpu')}, {info.get('cpu_count')} cores, shared with "
             "other jobs (load average at start "
@@ -239,10 +270,57 @@ def markdown(args, records, cells, info, wall, verdict_lines):
             f"NumPy {info.get('numpy')}, Python {info.get('python')}.",
             f"- Sum of the runs' wall times: "
             f"{sum(r['seconds'] for r in records) / 60:.1f} min for "
-            f"{len(records)} runs, run one after another (ViT pretraining "
-            "not included; it is cached per seed); this invocation took "
-            f"{wall / 60:.1f} min.", ""]
+            f"{len(records)} runs, at most two at a time (the first ViT run "
+            "of each seed includes the dense pretraining, cached after); "
+            f"this invocation took {wall / 60:.1f} min.", ""]
     return "\n".join(out)
+
+
+def conclusions(args, cells, by):
+    """Plain statements computed from the tables (whichever way they fall)."""
+    lines = []
+    first, last = args.multipliers[0], args.multipliers[-1]
+    for (model, algorithm, sparsity), d in sorted(by.items()):
+        gaps = [d[m][0] for m in args.multipliers if m in d]
+        if len(gaps) < 2:
+            lines.append(f"- {model} {algorithm} {sparsity:.0%}: only "
+                         f"{len(gaps)} training length(s) measured.")
+            continue
+        monotone = all(a > b for a, b in zip(gaps, gaps[1:]))
+        seeds = [len(cells[(model, algorithm, sparsity, m)]["gap"])
+                 for m in args.multipliers if m in d]
+        lines.append(
+            f"- {model} {algorithm} {sparsity:.0%}: gap to dense "
+            + " -> ".join(f"{g:.2f}" for g in gaps)
+            + f" points from {first:g}x to "
+            f"{max(m for m in args.multipliers if m in d):g}x ("
+            + ("shrinks at every step" if monotone else
+               ("shrinks overall" if gaps[-1] < gaps[0] else "does NOT shrink"))
+            + f"; seeds per point: {', '.join(map(str, seeds))}).")
+    for m in args.multipliers:
+        under = [u for (model, algorithm, sparsity, mult), e in cells.items()
+                 if mult == m and algorithm != "dense" for u in e["under"]]
+        entropy = [u for (model, algorithm, sparsity, mult), e in cells.items()
+                   if mult == m and algorithm != "dense"
+                   for u in e["entropy_higher"]]
+        if under:
+            lines.append(f"- At {m:g}x, {sum(under)} of {len(under)} sparse "
+                         "runs ended with a higher training loss, and "
+                         f"{sum(entropy)} of {len(entropy)} with a higher "
+                         "mean predictive entropy, than the dense run of the "
+                         "same length and seed.")
+    for model in sorted({k[0] for k in cells}):
+        dense = [float(np.mean(cells[(model, "dense", None, m)]["train_loss"]))
+                 for m in args.multipliers
+                 if (model, "dense", None, m) in cells]
+        if len(dense) > 1:
+            lines.append(
+                f"- Caveat ({model}): the dense reference is itself short of "
+                "convergence at these budgets: its final training loss goes "
+                + " -> ".join(f"{v:.3f}" for v in dense)
+                + f" from {first:g}x to {last:g}x. 'Under-trained' here means "
+                "relative to dense at the same budget.")
+    return lines
 
 
 def plot_gap(cells, args, path):
@@ -283,6 +361,49 @@ def plot_gap(cells, args, path):
     fig.savefig(path, dpi=110)
 
 
+def plot_diagnostics(cells, args, model, path):
+    """Final training loss, validation loss and entropy against the training
+    length: dense (black) and each sparse method and sparsity."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    keys = sorted({(k[1], k[2]) for k in cells if k[0] == model},
+                  key=lambda k: (k[0] != "dense", k[0], k[1] or 0))
+    if not keys:
+        return False
+    fig = Figure(figsize=(13, 4.0))
+    FigureCanvasAgg(fig)
+    titles = {"train_loss": "final training loss",
+              "val_loss": "final validation loss",
+              "entropy": "final mean predictive entropy"}
+    for i, key in enumerate(("train_loss", "val_loss", "entropy")):
+        ax = fig.add_subplot(1, 3, i + 1)
+        for algorithm, sparsity in keys:
+            xs, ys = [], []
+            for m in args.multipliers:
+                e = cells.get((model, algorithm, sparsity, m))
+                if e and e[key]:
+                    xs.append(m)
+                    ys.append(float(np.mean(e[key])))
+            if not xs:
+                continue
+            label = algorithm if sparsity is None else (
+                f"{algorithm} {sparsity:.0%}")
+            style = dict(color="k", lw=2) if algorithm == "dense" else dict(
+                linestyle="-" if algorithm == "gmp" else "--")
+            ax.plot(xs, ys, marker="o", label=label, **style)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(args.multipliers)
+        ax.set_xticklabels([f"{m:g}x" for m in args.multipliers])
+        ax.set_xlabel("training length")
+        ax.set_title(f"{model}: {titles[key]}", fontsize=10)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="lenet5,vit")
@@ -303,6 +424,8 @@ def main():
                         "steps at 1x (hours on this machine)")
     parser.add_argument("--workroot", default=os.path.join(
         tempfile.gettempdir(), "tf_sparse_recipes_bench"))
+    parser.add_argument("--skip_dense", action="store_true",
+                        help="run only the sparse runs (dense ones cached)")
     parser.add_argument("--report_only", action="store_true",
                         help="only rebuild the report from cached runs")
     args = parser.parse_args()
@@ -326,9 +449,8 @@ def main():
     data = {}
     records = []
     plan = grid(args)
-    if args.vit_sparsities is not None:
-        plan = [p for p in plan if p[0] != "vit" or p[2] is None
-                or p[2] in args.vit_sparsities]
+    if args.skip_dense:
+        plan = [p for p in plan if p[1] != "dense"]
     for index, (model, algorithm, sparsity, mult, seed) in enumerate(plan):
         name = run_name(model, algorithm, sparsity, mult, seed)
         workdir = os.path.join(args.workroot, name)
@@ -377,6 +499,9 @@ def main():
                 subset, os.path.join(out_dir, model),
                 title=f"Under-training report: {model}")
     plot_gap(cells, args, os.path.join(out_dir, "gap_to_dense.png"))
+    for model in sorted({r["model"] for r in records}):
+        plot_diagnostics(cells, args, model,
+                         os.path.join(out_dir, f"diagnostics_{model}.png"))
     lines = []
     for mult in args.multipliers:
         chosen = [v for v in verdicts if f"_x{mult:g}_" in v["run"]]
