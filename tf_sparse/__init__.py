@@ -21,6 +21,7 @@ from tf_sparse import callbacks
 from tf_sparse import checkpoints
 from tf_sparse import data
 from tf_sparse import diagnostics
+from tf_sparse import distillation
 from tf_sparse import distributions
 from tf_sparse import export
 from tf_sparse import flops
@@ -29,6 +30,7 @@ from tf_sparse import models
 from tf_sparse import schedules
 from tf_sparse import speedup
 from tf_sparse import training
+from tf_sparse import undertraining
 from tf_sparse.diagnostics import summary
 from tf_sparse.export import strip
 from tf_sparse.masking import apply_masks
