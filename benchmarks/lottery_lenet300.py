@@ -179,14 +179,31 @@ def main(argv=None):
             "copy_accuracy": summarize([c["test_accuracy"] for r in rs
                                         for c in r["copies"]])})
 
+    # Training time of every folder these results come from (timing.json
+    # is written when a training finishes, so this survives re-invocations).
+    folders = set()
+    for (seed, label), res in runs.items():
+        workdir = os.path.join(args.workdir,
+                               f"seed{seed}_{label.replace('=', '')}")
+        for m in res["levels"]:
+            folders.add(os.path.join(workdir, f"level_{m['level']:02d}"))
+        for kind, ms in res["baselines"].items():
+            for m in ms:
+                folders.add(os.path.join(workdir, f"level_{m['level']:02d}",
+                                         kind))
+    for seed, out in stab.items():
+        for r in out["results"]:
+            for c in r["copies"]:
+                folders.add(os.path.join(args.workdir, f"seed{seed}_k0",
+                                         c["folder"]))
     training_seconds = 0.0
-    for root, _, files in os.walk(args.workdir):
-        if "timing.json" in files:
-            with open(os.path.join(root, "timing.json")) as f:
-                training_seconds += json.load(f)["seconds"]
+    for folder in folders:
+        with open(os.path.join(folder, "timing.json")) as f:
+            training_seconds += json.load(f)["seconds"]
     payload = {
         "machine": common.machine_info(),
         "training_seconds_total": training_seconds,
+        "trainings": len(folders),
         "load_average_start": load_start, "load_average_end": os.getloadavg(),
         "wall_seconds": time.time() - t_start, "timings": timings,
         "args": vars(args),
@@ -249,8 +266,9 @@ def markdown(p, args, seeds, k_label):
         f"start, {p['load_average_end'][0]:.1f} at the end); TensorFlow "
         f"{p['machine']['tensorflow']}, Keras {p['machine']['keras']}, "
         f"Python {p['machine']['python']}, commit "
-        f"{p['machine'].get('git_commit')}. Training time, summed over all "
-        f"trainings: {p['training_seconds_total'] / 60:.1f} min (this "
+        f"{p['machine'].get('git_commit')}. Training time, summed over the "
+        f"{p['trainings']} trainings behind these results: "
+        f"{p['training_seconds_total'] / 60:.1f} min (this "
         f"invocation's wall time: {p['wall_seconds'] / 60:.1f} min; a "
         "re-invocation only re-reads finished runs).", "",
         f"Setup: `{p['config']}` (open_lth LeNet hyperparameters: SGD lr 0.1, "
@@ -285,9 +303,10 @@ def markdown(p, args, seeds, k_label):
         lines.append(f"- {name}: " + (f"{100 * d:.2f}%" if d is not None
                                       else "none"))
     if p["stability"]:
-        lines += ["", "## Stability (k = 0 runs)", "",
+        lines += ["", "## Stability (on the k = 0 runs)", "",
                   "Data-order L2: distance between two copies of the same "
-                  "subnetwork trained from m * W_0 with different data orders "
+                  "subnetwork trained from m * W_k (k column; the lottery runs' "
+                  "masks come from k = 0) with different data orders "
                   "(masked weights, not normalised). Pruning L2: dense network "
                   "vs subnetwork, same data order, over the mask. Barrier: "
                   f"error barrier on the linear path ({args.alphas} points).",
