@@ -12,7 +12,6 @@ from tf_sparse.lottery import config as config_lib
 from tf_sparse.lottery import data as data_lib
 from tf_sparse.lottery import imp
 from tf_sparse.lottery import pruning
-from tf_sparse.lottery import runs
 from tf_sparse.lottery import stability
 from tf_sparse.lottery import state as state_lib
 from tf_sparse.lottery import trainer

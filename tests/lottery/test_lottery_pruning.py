@@ -1,6 +1,6 @@
 """Pruning arithmetic and thresholds on hand-made tensors (pure NumPy)."""
 
-import math
+import re
 
 import numpy as np
 import pytest
@@ -184,5 +184,3 @@ def test_rewind_beyond_training_names_the_value():
     config.rewind = "199"
     assert config_lib.resolve(config, 100).rewind == 199
 
-
-import re  # noqa: E402  (used in match patterns above)

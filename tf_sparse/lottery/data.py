@@ -15,7 +15,6 @@ Example:
 """
 
 import numpy as np
-import tensorflow as tf
 
 from tf_sparse.data import pipelines
 

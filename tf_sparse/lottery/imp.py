@@ -32,12 +32,12 @@ Example:
     summary = run(config, "runs/lth")
 """
 
+import os
+
 from tf_sparse.lottery import baselines as baselines_lib
 from tf_sparse.lottery import pruning
 from tf_sparse.lottery import runs
 from tf_sparse.lottery import state as state_lib
-
-import os
 
 
 def level_masks(run, level, previous=None):
