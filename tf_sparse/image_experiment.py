@@ -34,7 +34,7 @@ Example:
     from configs.cifar10 import resnet20_dense as cfg
     config = cfg.get_config()
     config.synthetic_data = True; config.max_steps = 2
-    results = run(config, "/tmp/r20", strategy=distribute.create_strategy())
+    results = run(config, "runs/r20", strategy=distribute.create_strategy())
 """
 
 from __future__ import annotations

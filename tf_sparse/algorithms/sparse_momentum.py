@@ -1,7 +1,8 @@
 """Sparse momentum (Dettmers & Zettlemoyer 2019, "Sparse Networks from Scratch").
 
 The reference is sparse_learning (`sparselearning/core.py` at e19ff16, read
-for its semantics; see /work/shared/reference/papers.md A.1). One update, at
+for its semantics; summarised in the project reference notes, papers.md
+A.1). One update, at
 the end of every epoch except the last (or every `every` steps), with
 `p = prune_rate(step)` (0.5 decayed by cosine to 0.005 over training):
 
