@@ -9,8 +9,9 @@ Usage:
 
 Writes OUT_DIR/<run>.npz (arrays "<path>|weights" and "<path>|masks" of shape
 [replicas, ...], "<path>|initial_mask") and OUT_DIR/<run>.json (results).
-ALGORITHM is a registered algorithm name or "test_random_swap", a small
-in-graph algorithm defined here that drops and grows random positions
+ALGORITHM is a registered algorithm name (sparse momentum updates after
+step 3, the end of the first of two 3-step epochs) or "test_random_swap", a
+small in-graph algorithm defined here that drops and grows random positions
 (stateless RNG keyed by step and layer) every 2 steps.
 """
 
