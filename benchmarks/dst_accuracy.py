@@ -56,11 +56,14 @@ def load_config(model, method):
     return module.get_config()
 
 
-def run_one(model, method, density, seed, args):
+def run_one(model, method, density, seed, args, params=None):
+    """One training run; `params` override `config.algorithm_params`."""
     import keras
     from tf_sparse import experiment
 
     config = load_config(model, method)
+    for k, v in (params or {}).items():
+        setattr(config.algorithm_params, k, v)
     config.epochs = args.epochs
     config.seed = seed
     config.sparsity = 0.0 if method == "dense" else round(1.0 - density, 6)
@@ -74,7 +77,7 @@ def run_one(model, method, density, seed, args):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"model": model, "method": method, "density": density,
-            "seed": seed, "epochs": args.epochs,
+            "seed": seed, "epochs": args.epochs, "params": params or {},
             "test_accuracy": results["test_accuracy"],
             "test_error": 100.0 * (1.0 - results["test_accuracy"]),
             "test_loss": results["test_loss"],
