@@ -1,7 +1,8 @@
 """Every config in configs/cifar10/ and configs/imagenet/: its plan at full size
 (steps, learning-rate boundaries, algorithm schedule) is what its docstring
 says, and it builds its model and trains two steps on tiny synthetic batches
-(ImageNet models at 32x32, batch 2)."""
+(ImageNet models at 32x32, batch 2); for configs that repeat a sibling's
+model builder and algorithm the two-step run is in `--runslow` (see SLOW)."""
 
 import importlib.util
 import json
@@ -54,9 +55,17 @@ def needs_algorithm(config):
 
 CONFIGS = config_files()
 IDS = [f"{rel}:{arg}" if arg else rel for rel, arg in CONFIGS]
-# The same file and network as a faster case, another density: --runslow.
+# Two-step training of these runs with --runslow only (~75 s more): each has a
+# fast sibling with the same model builder and algorithm (another width,
+# depth or density), and their plans are checked above in every run.
 SLOW = {("cifar10/wrn28_2_sparse_momentum.py", "0.5"),
-        ("imagenet/resnet50_sparse_momentum.py", "0.2")}
+        ("imagenet/resnet50_sparse_momentum.py", "0.2"),
+        ("cifar10/alexnet_b_sparse_momentum.py", None),    # alexnet_s
+        ("cifar10/vgg16_d_sparse_momentum.py", None),      # vgg16_c
+        ("cifar10/vgg16_like_sparse_momentum.py", None),   # vgg16_c
+        ("cifar10/wrn16_10_sparse_momentum.py", None),     # wrn16_8
+        ("cifar10/wrn22_8_sparse_momentum.py", None),      # wrn16_8
+        ("imagenet/resnet50_dense.py", None)}              # resnet50 SM, resnet20 dense
 TRAIN_CASES = [pytest.param(rel, arg, marks=pytest.mark.slow) if (rel, arg) in SLOW
                else (rel, arg) for rel, arg in CONFIGS]
 
