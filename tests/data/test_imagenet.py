@@ -237,3 +237,18 @@ def test_tfds_source_with_mock_data(tmp_path):
     assert x.shape == (2, 16, 16, 3) and xt.shape == (2, 16, 16, 3)
     assert 0 <= int(tf.reduce_min(y)) and int(tf.reduce_max(yt)) < 1000
     assert info["num_examples"]["train"] > 0
+
+
+def test_training_pipeline_builds_under_a_global_seed_of_zero(colour_dir):
+    import keras
+    keras.utils.set_random_seed(0)   # users do this; it sets TF's global seed
+    try:
+        first, _, _, _ = imagenet_datasets(colour_dir, 4, image_size=24, seed=3,
+                                           shuffle_buffer=8)
+        again, _, _, _ = imagenet_datasets(colour_dir, 4, image_size=24, seed=3,
+                                           shuffle_buffer=8)
+        order = [int(v) for _, y in first for v in y.numpy()]
+        assert sorted(order) == list(range(8))
+        assert order == [int(v) for _, y in again for v in y.numpy()]
+    finally:
+        tf.random.set_seed(None)

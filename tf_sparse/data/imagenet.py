@@ -378,6 +378,11 @@ def imagenet_dataset(data_dir, split: str, batch_size: int, *, training: bool, s
             image = preprocess_for_train(image_bytes, example_seed, image_size)
             return normalize_imagenet(image, dtype), label
 
+        # A tensor op seed under a global seed of 0 (keras.utils.
+        # set_random_seed(0)) makes tf.data's get_seed compare a tensor in a
+        # Python `==`. The order here comes from the op seed alone, so clear
+        # the seed of this traced function's graph (not the global one).
+        tf.compat.v1.get_default_graph().seed = None
         ds = records(epoch).shuffle(shuffle_buffer, seed=shuffle_seed,
                                     reshuffle_each_iteration=False)
         ds = ds.enumerate().map(decode_train, num_parallel_calls=AUTOTUNE, deterministic=True)
