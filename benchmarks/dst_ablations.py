@@ -76,7 +76,7 @@ def markdown(payload):
                      " / ".join(f"{final[p]:.3f}" for p in sorted(final))])
     lines.append(common.markdown_table(
         ["redistribution", "growth", "test error %",
-         "final density fc1 / fc2 / fc3 (seed 1)"], rows))
+         "final density fc1 / fc2 / fc3 (first seed)"], rows))
     return "\n".join(lines) + "\n"
 
 
