@@ -137,8 +137,8 @@ def _tpu_strategy(tpu: str):
         raise TPUNotFoundError(
             f"--strategy=tpu could not reach TPU {target!r}: {type(err).__name__}: "
             f"{str(err).strip().splitlines()[0][:300]}. On a Cloud TPU VM use --tpu=local "
-            "(the default); for a TPU node give its name or grpc://IP:8470. This machine "
-            "has no TPU: use --strategy=default or mirrored here.") from err
+            "(the default; a TPU name or grpc://IP:8470 addresses a remote TPU). If this "
+            "machine has no TPU, use --strategy=default or mirrored.") from err
     return tf.distribute.TPUStrategy(resolver)
 
 

@@ -1,7 +1,7 @@
 """Trains a sparse (or dense) network on ImageNet from a config; resumes from --workdir.
 
 Usage:
-  python tools/train_imagenet.py --config=configs/imagenet/resnet50_sparse_momentum_10.py \
+  python tools/train_imagenet.py --config=configs/imagenet/resnet50_sparse_momentum.py:0.1 \
       --workdir=runs/rn50_sm10 --data_dir=/data/imagenet [--strategy=mirrored]
 
   --strategy  default | mirrored | multi_worker (TF_CONFIG) | tpu (with --tpu)
