@@ -268,8 +268,8 @@ def main():
           f"\nThe CIFAR-10 pipeline alone delivers {pipe['images_per_s'] / fastest:.1f}x the "
           "images the fastest training variant consumes, so the input is not the "
           "bottleneck; it runs in parallel with the step (prefetch). The ImageNet "
-          "pipeline is reported for reference (ResNet-50 training at 224x224 on this "
-          "CPU is far slower than it).\n"]
+          "pipeline is reported for reference (ResNet-50 training at 224x224 was not "
+          "measured on this CPU).\n"]
     paths = common.write_results(args.name, results, "\n".join(md))
     print("\n".join(paths))
 
