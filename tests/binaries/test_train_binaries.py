@@ -167,6 +167,17 @@ def test_mixed_precision_keeps_masks_and_scales_the_loss(tmp_path):
         assert keras.config.dtype_policy().name == "float32"   # restored afterwards
 
 
+def test_snip_prunes_the_dense_initialisation_on_the_first_batch(tmp_path):
+    config = image_experiment.default_config("cifar10")
+    config.update(dict(algorithm="snip", sparsity=0.9, synthetic_data=True, batch_size=8,
+                       eval_batch_size=8, max_steps=1, eval_every_epochs=0, eval_steps=1,
+                       log_every_steps=0, validation_fraction=0.0, run_eagerly=True))
+    results = image_experiment.run(config, str(tmp_path), verbose=0)
+    assert results["total_nonzeros"] == int(np.floor(0.1 * results["total_size"] + 0.5))
+    densities = [w["nonzeros"] / w["size"] for w in results["layers"].values()]
+    assert max(densities) - min(densities) > 0.05   # global saliency, not uniform
+
+
 # --- bad input ---------------------------------------------------------------
 
 
