@@ -647,11 +647,6 @@ def run(config, workdir, *, strategy=None, verbose=1):
     with strategy.scope():
         model = build_model(config, data.input_shape, data.num_classes, policy=policy,
                             sync_batch_norm=setup["sync_batch_norm"], init_masks=init_masks)
-        # build_model's keras.utils.set_random_seed also sets TensorFlow's global
-        # seed; the pipelines seed every random op themselves, and with a global
-        # seed of 0 tf.data's shuffle fails on a tensor seed (random_seed.get_seed
-        # compares `(0, <tensor>) == (0, 0)`), so it is cleared again.
-        tf.random.set_seed(None)
         metrics = ["accuracy"]
         if data.num_classes > 10:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
