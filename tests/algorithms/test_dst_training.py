@@ -126,3 +126,96 @@ def test_adam_momentum_is_read_from_the_optimizer():
     _, check = fit(alg, optimizer=keras.optimizers.Adam(1e-3), epochs=2)
     assert alg._momentum_from == "optimizer"
     assert len(check.records) == 4       # steps 4, 8, 12, 16
+
+
+class StepSnapshots(keras.callbacks.Callback):
+    """Per training step: every trainable variable and optimizer slot
+    before and after it, and the masks after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def _state(self):
+        opt = self.model.optimizer
+        return {"vars": [v.numpy().copy() for v in self.model.trainable_variables],
+                "masks": {id(mw.variable): mw.mask.numpy() > 0
+                          for mw in tfs.masked_weights(self.model)},
+                "slots": [v.numpy().copy() for v in opt.variables
+                          if v is not opt.iterations and v.shape.rank],
+                "iterations": int(opt.iterations.numpy())}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.before = self._state()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append((self.before, self._state()))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_rigl_skips_the_gradient_step_on_update_iterations(optimizer):
+    """RigL's Algorithm 1 (its default): on an update iteration only the
+    masks change; weights and slots keep their values (dropped and grown
+    weights are 0), the step counter advances; other steps train."""
+    alg = make("rigl", regrow_dropped="never")
+    assert alg.skip_gradient_step
+    opt = (keras.optimizers.SGD(0.05, momentum=0.9) if optimizer == "sgd"
+           else keras.optimizers.Adam(1e-2))
+    model = lib.mlp()
+    model.compile(opt, keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    snaps = StepSnapshots()
+    x, y = lib.mlp_data()
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+              callbacks=[tfs.callbacks.MaskUpdate(alg), snaps])
+    kinds = [id(v) if any(v is mw.variable for mw in alg.weights)
+             else "other" for v in model.trainable_variables]
+    updates = set(alg.update_steps())
+    assert updates == {4, 8, 12, 16, 20, 24, 28, 32}
+    for step, (before, after) in enumerate(snaps.steps, start=1):
+        assert after["iterations"] == before["iterations"] + 1 == step
+        pairs = list(zip(before["vars"], after["vars"], kinds))
+        if step in updates:
+            for old, new, kind in pairs:
+                if kind == "other":
+                    np.testing.assert_array_equal(new, old)
+                else:
+                    # Weights active before and after keep their values;
+                    # dropped and grown ones are 0.
+                    kept = before["masks"][kind] & after["masks"][kind]
+                    assert kept.sum() < after["masks"][kind].sum()
+                    np.testing.assert_array_equal(new, np.where(kept, old, 0))
+            # Slots of the unmasked variables (biases) are untouched.
+            for old, new in zip(before["slots"], after["slots"]):
+                if old.ndim == 1:
+                    np.testing.assert_array_equal(new, old)
+        else:
+            assert all(not np.array_equal(old, new) for old, new, kind in pairs
+                       if kind == "other")
+
+
+def test_the_gradient_step_of_an_update_is_applied_when_asked():
+    alg = make("rigl", skip_gradient_step=False)
+    model = lib.mlp()
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    snaps = StepSnapshots()
+    x, y = lib.mlp_data()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False,
+              callbacks=[tfs.callbacks.MaskUpdate(alg), snaps])
+    before, after = snaps.steps[3]                  # step 4: an update
+    assert int(alg.state.last_step.numpy()) == 8
+    biases = [(o, n) for o, n in zip(before["vars"], after["vars"])
+              if o.ndim == 1]
+    assert all(not np.array_equal(o, n) for o, n in biases)
+
+
+def test_skip_gradient_step_from_config_params_and_bad_value():
+    alg = tfs.algorithms.from_params(
+        "set", {"skip_gradient_step": True}, steps_per_epoch=8,
+        total_steps=STEPS)
+    assert alg.skip_gradient_step and alg.get_config()["skip_gradient_step"]
+    assert not make("sparse_momentum").skip_gradient_step
+    with pytest.raises(ValueError, match="skip_gradient_step must be True or "
+                       "False, got 'yes'"):
+        make("set", skip_gradient_step="yes")

@@ -26,7 +26,8 @@ CONFIG_PARAMS = (
     "drop_fraction", "final_drop_fraction", "decay", "update_every",
     "update_begin", "update_end", "growth", "redistribution",
     "momentum_source", "regrow_dropped", "grow_init", "grown_slots",
-    "dropped_slots", "gradient_source", "snip_batch_size",
+    "dropped_slots", "gradient_source", "skip_gradient_step",
+    "snip_batch_size",
 )
 
 _REGISTRY = {

@@ -108,7 +108,7 @@ class GradientTap:
     replica under tf.distribute), so it costs nothing on steps where it has
     nothing to do.
 
-    Two uses, each optional:
+    Three uses, each optional:
       * `ema`: per masked weight an exponential moving average
         `e <- beta * e + (1 - beta) * g` of the dense gradient, updated every
         step (sparse momentum for optimizers without momentum; the paper's
@@ -117,12 +117,21 @@ class GradientTap:
         stored, so a mask update right after that step sees the dense
         gradient of that batch at the weights it was computed at (RigL's
         grow score; sparse momentum's "gradient" growth ablation).
+      * `skip_due`: at a step where `skip_due(step)` is true the optimizer's
+        update of *every* variable is not applied (weights and slots stay as
+        they were; the gradient is still observed), as RigL's Algorithm 1
+        and google-research/rigl do on mask-update iterations. The step
+        counter still advances, and decoupled weight decay (the optimizer's
+        `weight_decay`, applied by Keras outside `update_step`) still
+        applies; an L2 term in the loss is skipped with the step.
     """
 
-    def __init__(self, optimizer, weights, *, ema_beta=None, capture_due=None):
+    def __init__(self, optimizer, weights, *, ema_beta=None, capture_due=None,
+                 skip_due=None):
         self.optimizer = unwrap(optimizer)
         self.ema_beta = ema_beta
         self.capture_due = capture_due
+        self.skip_due = skip_due
         self.ema = {}
         self.captured = {}
         self._by_key = {}
@@ -149,7 +158,16 @@ class GradientTap:
 
         def update_step(gradient, variable, learning_rate):
             tap._observe(gradient, variable)  # pylint: disable=protected-access
-            return original(gradient, variable, learning_rate)
+            if tap.skip_due is None:
+                return original(gradient, variable, learning_rate)
+            # The step being applied is iterations + 1 (1-based after it).
+            skip = tap.skip_due(optimizer.iterations + 1)
+
+            def apply():
+                original(gradient, variable, learning_rate)
+                return tf.constant(True)
+
+            return tf.cond(skip, lambda: tf.constant(False), apply)
 
         object.__setattr__(optimizer, "update_step", update_step)
         object.__setattr__(optimizer, "_tf_sparse_tap", self)

@@ -34,9 +34,13 @@ paper's default and documents it):
 * `grown_slots`, `dropped_slots`: "keep" or "zero" the optimizer slots
   (momentum, Adam moments, ...) of grown / dropped weights. sparse_learning
   keeps both; rigl zeroes the slots of grown weights.
-* the gradient step of an update step is always applied (the update runs
-  after it, as in sparse_learning and rigl_tf2; rigl TF1 and jaxpruner skip
-  it for RigL/SET).
+* `skip_gradient_step`: False applies the optimizer step of an update
+  iteration and then updates the masks (sparse_learning, rigl_tf2); True
+  leaves every variable and optimizer slot as it was at that step and only
+  updates the masks (RigL's Algorithm 1, rigl TF1, jaxpruner's SET/RigL).
+  The step counter advances either way; decoupled weight decay (the
+  optimizer's `weight_decay`) still applies on a skipped step, see
+  `optimizer_state.GradientTap`.
 
 Monitoring state (variables updated in graph at every update, written to
 TensorBoard by `tfs.callbacks.MaskUpdateSummaries`): `num_updates`,
@@ -189,6 +193,8 @@ class PruneGrow(base.MaskAlgorithm):
       seed: seeds the stateless RNGs (random growth, random grow init).
       selection: "radix" or "sort" (same masks; radix is faster).
       jit_selection: compile the selection with XLA (same masks).
+      skip_gradient_step: do not apply the optimizer step of an update
+        iteration (see the module docstring).
     """
 
     name = "prune_grow"
@@ -202,9 +208,14 @@ class PruneGrow(base.MaskAlgorithm):
     def __init__(self, *, cadence, drop_fraction, drop_rounding="ceil",
                  regrow_dropped="never", grow_init="zeros",
                  grown_slots="keep", dropped_slots="keep", seed=0,
-                 selection_method="radix", jit_selection=True):
+                 selection_method="radix", jit_selection=True,
+                 skip_gradient_step=False):
         super().__init__()
         owner = type(self).__name__
+        if not isinstance(skip_gradient_step, bool):
+            raise ValueError(f"{owner}: skip_gradient_step must be True or "
+                             f"False, got {skip_gradient_step!r}.")
+        self.skip_gradient_step = skip_gradient_step
         if not hasattr(cadence, "should_update"):
             raise TypeError(
                 f"{owner}: cadence must have should_update(step) (e.g. "
@@ -311,7 +322,8 @@ class PruneGrow(base.MaskAlgorithm):
         """Resolves the momentum and gradient sources; raises if the
         optimizer cannot give what the algorithm needs."""
         owner = type(self).__name__
-        if (self.needs_momentum or self.needs_gradient) and optimizer is None:
+        if ((self.needs_momentum or self.needs_gradient
+             or self.skip_gradient_step) and optimizer is None):
             raise ValueError(
                 f"{owner} reads the optimizer: compile the model before "
                 "attaching the algorithm.")
@@ -346,12 +358,14 @@ class PruneGrow(base.MaskAlgorithm):
         """A `GradientTap` if the algorithm needs one, else None."""
         ema = self._momentum_from == "ema"
         capture = self.needs_gradient and self.gradient_source == "optimizer"
-        if not (ema or capture):
+        skip = self.skip_gradient_step
+        if not (ema or capture or skip):
             return None
         return optimizer_state.GradientTap(
             optimizer, self.weights,
             ema_beta=self.ema_beta if ema else None,
-            capture_due=self.should_update if capture else None)
+            capture_due=self.should_update if capture else None,
+            skip_due=self.should_update if skip else None)
 
     def should_update(self, step):
         return self.cadence.should_update(step)
@@ -590,5 +604,6 @@ class PruneGrow(base.MaskAlgorithm):
         return {"name": self.name, "drop_rounding": self.drop_rounding,
                 "regrow_dropped": self.regrow_dropped,
                 "grow_init": self.grow_init, "grown_slots": self.grown_slots,
-                "dropped_slots": self.dropped_slots, "seed": self.seed}
+                "dropped_slots": self.dropped_slots, "seed": self.seed,
+                "skip_gradient_step": self.skip_gradient_step}
 

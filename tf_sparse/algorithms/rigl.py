@@ -18,10 +18,14 @@ read for its behaviour, and the paper's Algorithm 1):
 * the gradient is the dense gradient of the batch of the update step, at
   the weights before that step, all-reduced across replicas: read from the
   optimizer (`gradient_source="optimizer"`, see
-  `optimizer_state.GradientTap`). rigl TF1 computes the same gradient but
-  then skips the optimizer step; here the step is applied (as rigl_tf2
-  does). `gradient_source="tape"` recomputes it on the same batch after the
-  step (single replica only);
+  `optimizer_state.GradientTap`); `gradient_source="tape"` recomputes it on
+  the same batch after the step (single replica only);
+* the optimizer step of an update iteration is skipped
+  (`skip_gradient_step=True`): the paper's Algorithm 1 either updates the
+  mask or takes a gradient step, and rigl TF1 and jaxpruner do the same
+  (rigl_tf2 applies it: `skip_gradient_step=False`). Keras's step counter
+  still advances on that iteration (rigl TF1 does not advance its global
+  step), so every `every` steps one batch is used only for the grow score;
 * no noise is added to drop scores (rigl adds N(0, 1e-5)); ties go to the
   lower index.
 
@@ -52,6 +56,8 @@ class RigL(prune_grow.PruneGrow):
       regrow_dropped, grow_init, grown_slots, dropped_slots, seed,
         selection_method, jit_selection: see `PruneGrow`.
       gradient_source: "optimizer" (default) or "tape".
+      skip_gradient_step: skip the optimizer step of update iterations
+        (default True, the paper).
     """
 
     name = "rigl"
@@ -62,6 +68,7 @@ class RigL(prune_grow.PruneGrow):
         "update_end": "end",
         "regrow_dropped": "regrow_dropped", "grow_init": "grow_init",
         "grown_slots": "grown_slots", "dropped_slots": "dropped_slots",
+        "skip_gradient_step": "skip_gradient_step",
         "gradient_source": "gradient_source",
     }
 
@@ -69,7 +76,8 @@ class RigL(prune_grow.PruneGrow):
                  every=100, begin=0, end=0.75, regrow_dropped="keep",
                  grow_init="zeros", grown_slots="zero", dropped_slots="keep",
                  gradient_source="optimizer", seed=0,
-                 selection_method="radix", jit_selection=True):
+                 selection_method="radix", jit_selection=True,
+                 skip_gradient_step=True):
         owner = type(self).__name__
         prune_grow.check_choice(owner, "decay", decay, DECAYS)
         self.gradient_source = prune_grow.check_choice(
@@ -91,7 +99,8 @@ class RigL(prune_grow.PruneGrow):
             cadence=cadence, drop_fraction=rate, drop_rounding="floor",
             regrow_dropped=regrow_dropped, grow_init=grow_init,
             grown_slots=grown_slots, dropped_slots=dropped_slots, seed=seed,
-            selection_method=selection_method, jit_selection=jit_selection)
+            selection_method=selection_method, jit_selection=jit_selection,
+            skip_gradient_step=skip_gradient_step)
 
     def grow_score(self, ctx, i):
         return tf.abs(ctx.gradient(i))

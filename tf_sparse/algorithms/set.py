@@ -35,7 +35,7 @@ class SET(prune_grow.PruneGrow):
       decay: "constant" (paper), "cosine" or "linear" to
         `final_drop_fraction`.
       regrow_dropped, grow_init, grown_slots, dropped_slots, seed,
-        selection_method, jit_selection: see `PruneGrow`.
+        selection_method, jit_selection, skip_gradient_step: see `PruneGrow`.
     """
 
     name = "set"
@@ -46,13 +46,15 @@ class SET(prune_grow.PruneGrow):
         "update_every": "every",
         "regrow_dropped": "regrow_dropped", "grow_init": "grow_init",
         "grown_slots": "grown_slots", "dropped_slots": "dropped_slots",
+        "skip_gradient_step": "skip_gradient_step",
     }
 
     def __init__(self, *, total_steps, steps_per_epoch=None, every=None,
                  drop_fraction=0.3, decay="constant", final_drop_fraction=0.0,
                  regrow_dropped="keep", grow_init="zeros", grown_slots="zero",
                  dropped_slots="keep", seed=0, selection_method="radix",
-                 jit_selection=True):
+                 jit_selection=True,
+                 skip_gradient_step=False):
         owner = type(self).__name__
         self.decay = decay
         super().__init__(
@@ -65,7 +67,8 @@ class SET(prune_grow.PruneGrow):
             drop_rounding="floor", regrow_dropped=regrow_dropped,
             grow_init=grow_init, grown_slots=grown_slots,
             dropped_slots=dropped_slots, seed=seed,
-            selection_method=selection_method, jit_selection=jit_selection)
+            selection_method=selection_method, jit_selection=jit_selection,
+            skip_gradient_step=skip_gradient_step)
 
     def grow_score(self, ctx, i):
         return ctx.uniform(i)

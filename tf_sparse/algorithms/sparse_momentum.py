@@ -165,8 +165,9 @@ class SparseMomentum(prune_grow.PruneGrow):
       dense_layer_density: the prune-rate cap applies to layers denser than
         this (reference 0.8).
       regrow_dropped, grow_init, grown_slots, dropped_slots, seed,
-        selection_method, jit_selection: see `PruneGrow` (defaults here
-        follow the reference: "keep", "zeros", "keep", "keep").
+        selection_method, jit_selection, skip_gradient_step: see
+        `PruneGrow` (defaults here follow the reference: "keep", "zeros",
+        "keep", "keep", and the gradient step of an update is applied).
       gradient_source: for growth="gradient": "optimizer" or "tape".
     """
 
@@ -180,6 +181,7 @@ class SparseMomentum(prune_grow.PruneGrow):
         "momentum_source": "momentum_source",
         "regrow_dropped": "regrow_dropped", "grow_init": "grow_init",
         "grown_slots": "grown_slots", "dropped_slots": "dropped_slots",
+        "skip_gradient_step": "skip_gradient_step",
         "gradient_source": "gradient_source",
     }
 
@@ -190,7 +192,8 @@ class SparseMomentum(prune_grow.PruneGrow):
                  dense_layer_density=0.8, regrow_dropped="keep",
                  grow_init="zeros", grown_slots="keep", dropped_slots="keep",
                  gradient_source="optimizer", seed=0,
-                 selection_method="radix", jit_selection=True):
+                 selection_method="radix", jit_selection=True,
+                 skip_gradient_step=False):
         owner = type(self).__name__
         self.growth = prune_grow.check_choice(owner, "growth", growth, GROWTH)
         self.redistribution = prune_grow.check_choice(
@@ -219,7 +222,8 @@ class SparseMomentum(prune_grow.PruneGrow):
             drop_rounding="ceil", regrow_dropped=regrow_dropped,
             grow_init=grow_init, grown_slots=grown_slots,
             dropped_slots=dropped_slots, seed=seed,
-            selection_method=selection_method, jit_selection=jit_selection)
+            selection_method=selection_method, jit_selection=jit_selection,
+            skip_gradient_step=skip_gradient_step)
 
     def redistribution_stats(self, ctx):
         """Per-layer statistic the regrowth is shared by (float64 [L])."""
