@@ -21,6 +21,13 @@ Usage:
   python benchmarks/dst_accuracy.py --model=lenet5 --epochs=20 --seeds=5
   python benchmarks/dst_accuracy.py --methods=sparse_momentum,rigl \\
       --densities=0.05 --seeds=1 --epochs=1 --name=dst_accuracy_smoke
+  # two shards in parallel, then one table from both:
+  python benchmarks/dst_accuracy.py --model=lenet5 --methods=static,snip,set \\
+      --name=lenet5_a &
+  python benchmarks/dst_accuracy.py --model=lenet5 --no-dense \\
+      --methods=rigl,sparse_momentum --name=lenet5_b
+  python benchmarks/dst_accuracy.py --model=lenet5 --merge=lenet5_a \\
+      --merge=lenet5_b
 Writes benchmarks/results/<name>.{json,md}.
 """
 
@@ -186,6 +193,13 @@ def main():
                         help="0: the whole training set every epoch")
     parser.add_argument("--no-dense", action="store_true")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--merge", action="append", default=[],
+                        help="take finished runs (same model and epochs) "
+                        "from results/<MERGE>.json, e.g. shards run in "
+                        "parallel under other --name (repeatable)")
+    parser.add_argument("--rerun", action="append", default=[],
+                        help="run this method again even if cached "
+                        "(repeatable)")
     parser.add_argument("--note", action="append", default=[],
                         help="a sentence for the results file (repeatable)")
     args = parser.parse_args()
@@ -197,13 +211,18 @@ def main():
     args.densities = [float(d) for d in args.densities.split(",")]
     name = args.name or f"dst_accuracy_{args.model}"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    path = os.path.join(common.RESULTS, f"{name}.json")
     previous = {}
-    if os.path.exists(path):
+    for source in [name] + args.merge:
+        path = os.path.join(common.RESULTS, f"{source}.json")
+        if not os.path.exists(path):
+            if source != name:
+                parser.error(f"--merge={source}: no file {path}")
+            continue
         with open(path) as f:
             old = json.load(f)
         if old.get("args", {}).get("epochs") == args.epochs:
-            previous = {key(r): r for r in old.get("runs", [])}
+            previous.update({key(r): r for r in old.get("runs", [])
+                             if r["method"] not in args.rerun})
     plan = [(m, d, s) for d in args.densities for m in args.methods
             for s in seeds]
     if not args.no_dense:
