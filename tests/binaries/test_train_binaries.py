@@ -199,6 +199,12 @@ def test_cli_bad_input_is_named(tmp_path):
     assert odd.returncode != 0
     assert "batch_size=7 (global) is not divisible by the 2 replicas" in odd.stderr
 
+    arg = run_binary("train_imagenet.py", IMAGENET_CONFIG, str(tmp_path / "d"),
+                     "--algorithm_arg=reset_momentum", "--config.synthetic_data=True")
+    assert arg.returncode != 0
+    assert ("train_imagenet: error: --algorithm_arg='reset_momentum': expected "
+            "key=value") in arg.stderr and "Traceback" not in arg.stderr
+
 
 def test_strategy_names_and_flags_are_checked():
     with pytest.raises(distribute.StrategyError, match="unknown strategy 'mirorred'"):
