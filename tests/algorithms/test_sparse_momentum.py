@@ -86,6 +86,26 @@ def test_disjoint_drop_and_grow_when_regrowth_is_off():
     assert alg.summary_values()["regrown"] == 0
 
 
+def test_disjoint_update_of_a_dense_model_drops_only_what_can_regrow():
+    """Density 0.8 with regrow_dropped="never": p * n = 16 drops but only 8
+    free positions to grow into, so each layer drops its 4 smallest weights
+    (shared by the drop counts) and grows into all 4 of its free positions;
+    the budget holds exactly."""
+    shapes = [(4, 5), (5, 4)]
+    mask = np.r_[np.ones(16), np.zeros(4)]
+    kernel = np.r_[np.arange(1, 17), np.zeros(4)]
+    model = lib.chain_model(shapes, [mask, mask], [kernel, kernel])
+    lib.set_slot(model, "l0", "momentums", np.r_[np.ones(16), np.ones(4)])
+    lib.set_slot(model, "l1", "momentums", np.r_[3 * np.ones(16), np.ones(4)])
+    alg = constant_sm(regrow_dropped="never")
+    lib.run_update(model, alg, 5)
+    for m in lib.masks_of(model):
+        assert np.flatnonzero(m).tolist() == list(range(4, 20))
+    values = alg.summary_values()
+    assert values["nonzeros"] == 32 and values["regrown"] == 0
+    assert values["dropped"] == values["grown"] == 8
+
+
 def test_prune_rate_cap_for_dense_high_momentum_layers():
     shapes = [(4, 5), (5, 4)]
     m0 = np.r_[np.ones(18), np.zeros(2)]          # 90% dense

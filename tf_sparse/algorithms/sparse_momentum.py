@@ -25,6 +25,11 @@ the end of every epoch except the last (or every `every` steps), with
 6. grown weights start at 0; a weight pruned and regrown in the same update
    keeps its value; momentum buffers are not reset (reference v1.0).
 
+With `regrow_dropped="never"` (disjoint drop and grow sets) the caps are
+`floor(0.99 * z_l)` and, when `R` exceeds the `sum z_l` free positions (a
+model denser than about `1 / (1 + p)`), the drop counts are cut to sum to
+`sum z_l`, by largest remainder in proportion to `r_l`.
+
 Exact counts: every layer ends with exactly `n_l - r_l + g_l` weights and
 the total stays at the budget, so the reference's growth-correction term
 (`adjusted_growth`, needed there because of inexact random growth and
@@ -257,7 +262,15 @@ class SparseMomentum(prune_grow.PruneGrow):
         drop = self.drop_counts(ctx, rates)
         removed = tf.reduce_sum(drop)
         if self.regrow_dropped == "never":
+            # Disjoint sets: only the positions inactive before the update
+            # can grow, so a model denser than 1 / (1 + p) cannot drop all
+            # it would; the total drop is cut to the free positions, shared
+            # in proportion to the layers' drop counts.
             free = ctx.zeros
+            limit = tf.minimum(removed, tf.reduce_sum(free))
+            drop = round_to_total(drop * limit / tf.maximum(removed, 1.0),
+                                  drop, limit)
+            removed = limit
         else:
             free = ctx.zeros + drop
         caps = tf.floor(self.max_fill * free)
