@@ -8,6 +8,8 @@ Example:
     ])
 """
 
+import warnings
+
 import keras
 import tensorflow as tf
 
@@ -131,8 +133,9 @@ class MaskUpdateSummaries(keras.callbacks.Callback):
     When the algorithm can list its update steps, the callback knows from
     the step count alone when to look, so it reads nothing on other batches;
     otherwise it reads the update counter at each batch end. With
-    `steps_per_execution` larger than the update interval only the last
-    update of an execution is seen.
+    `steps_per_execution` larger than the update interval several updates
+    run within one execution; all of them are written, from the algorithm's
+    `update_history` (it keeps the last 64).
     """
 
     def __init__(self, log_dir, algorithm):
@@ -176,21 +179,33 @@ class MaskUpdateSummaries(keras.callbacks.Callback):
         self.write_if_updated()
 
     def write_if_updated(self):
-        """Writes the last update's values if there was a new update."""
+        """Writes every update since the last write; True if there was one."""
         state = getattr(self.algorithm, "state", None)
         if state is None:
             return False
-        if int(state.num_updates.numpy()) == self._written:
+        now = int(state.num_updates.numpy())
+        if now == self._written:
             return False
-        values = self.algorithm.summary_values()
-        self._written = values["num_updates"]
-        with self.writer.as_default(step=values["step"]):
-            for key in ("rate", "churn", "itop", "nonzeros", "dropped",
-                        "grown", "regrown"):
-                tf.summary.scalar(f"mask_update/{key}", values[key])
-            for path, layer in values["layers"].items():
-                for key, value in layer.items():
-                    tf.summary.scalar(f"mask_update/{key}/{path}", value)
+        if hasattr(self.algorithm, "update_history"):
+            updates = self.algorithm.update_history(since=self._written)
+            if len(updates) < now - self._written:
+                warnings.warn(
+                    f"MaskUpdateSummaries: {now - self._written} mask updates "
+                    f"ran within one execution, more than the {len(updates)} "
+                    "the algorithm keeps; the oldest "
+                    f"{now - self._written - len(updates)} are not written "
+                    "(lower steps_per_execution).", stacklevel=2)
+        else:
+            updates = [self.algorithm.summary_values()]
+        self._written = now
+        for values in updates:
+            with self.writer.as_default(step=values["step"]):
+                for key in ("rate", "churn", "itop", "nonzeros", "dropped",
+                            "grown", "regrown"):
+                    tf.summary.scalar(f"mask_update/{key}", values[key])
+                for path, layer in values["layers"].items():
+                    for key, value in layer.items():
+                        tf.summary.scalar(f"mask_update/{key}/{path}", value)
         self.writer.flush()
         return True
 

@@ -71,3 +71,36 @@ def test_algorithm_state_is_checkpointed(tmp_path):
     assert int(alg.state.num_updates.numpy()) == 2
     for a, b in zip(ever, alg.state.ever_active):
         assert np.array_equal(a, b.numpy())
+
+
+def _summaries(tmp_path, steps_per_execution, name):
+    model = lib.mlp()
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=steps_per_execution)
+    alg = tfs.algorithms.SparseMomentum(total_steps=24, every=2)
+    x, y = lib.mlp_data(n=64)
+    log_dir = str(tmp_path / name)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False,
+              callbacks=[tfs.callbacks.MaskUpdate(alg),
+                         tfs.callbacks.MaskUpdateSummaries(log_dir, alg)])
+    return read_scalars(log_dir), alg
+
+
+def test_every_update_of_a_multi_step_execution_is_written(tmp_path):
+    """Updates every 2 steps, 8 steps per execution: the callback runs after
+    4 updates at a time and still writes each one, with the same values as
+    a run that stops after every step."""
+    one, _ = _summaries(tmp_path, 1, "spe1")
+    eight, alg = _summaries(tmp_path, 8, "spe8")
+    assert [s for s, _ in eight["mask_update/rate"]] == list(range(2, 23, 2))
+    assert sorted(eight) == sorted(one)
+    for tag in one:
+        np.testing.assert_allclose([v for _, v in eight[tag]],
+                                   [v for _, v in one[tag]], rtol=1e-6)
+    history = alg.update_history(since=9)
+    assert [h["update"] for h in history] == [10, 11]
+    assert history[-1]["step"] == 22
+    last = alg.summary_values()
+    assert history[-1]["layers"] == last["layers"]
+    assert history[-1]["nonzeros"] == last["nonzeros"]

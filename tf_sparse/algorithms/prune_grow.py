@@ -177,6 +177,13 @@ class _State(tf.Module):
     """The algorithm's variables, one trackable for checkpoints."""
 
 
+# One row of `_State.history`: these scalars, then one block of L values
+# per per-layer statistic.
+_SCALARS = ("step", "rate", "churn", "itop", "nonzeros", "dropped", "grown",
+            "regrown")
+_PER_LAYER = ("density", "dropped", "grown", "regrown", "share", "rate")
+
+
 class PruneGrow(base.MaskAlgorithm):
     """Drop the lowest `drop_score`, grow the highest `grow_score`.
 
@@ -198,6 +205,9 @@ class PruneGrow(base.MaskAlgorithm):
     """
 
     name = "prune_grow"
+    # Updates kept for `update_history` (monitoring across executions of
+    # several steps); more updates than this within one execution are lost.
+    HISTORY = 64
     # Subclasses set these (before attach) when they read the optimizer.
     needs_momentum = False
     needs_gradient = False
@@ -308,6 +318,12 @@ class PruneGrow(base.MaskAlgorithm):
             for i, mw in enumerate(self.weights)]
         state.itop = tf.Variable(self._itop_value(state.ever_active),
                                  trainable=False, name="itop")
+        # The last HISTORY updates, one row each (see `update_history`), so
+        # that a callback running once per execution of several steps sees
+        # every update of it.
+        state.history = tf.Variable(
+            tf.zeros([self.HISTORY, len(_SCALARS) + len(_PER_LAYER) * n_layers],
+                     tf.float64), trainable=False, name="history")
         if self.tap is not None:
             state.tap = self.tap.variables()
         self.state = state
@@ -558,6 +574,22 @@ class PruneGrow(base.MaskAlgorithm):
             tf.cast(tf.add_n(net_new_total), tf.float64)
             / tf.maximum(tf.cast(before, tf.float64), 1.0), tf.float32))
         state.itop.assign(self._itop_value(state.ever_active))
+        as64 = lambda x: tf.reshape(tf.cast(x, tf.float64), [-1])  # noqa: E731
+        row = tf.concat(
+            [as64(tf.stack([tf.cast(ctx.step, tf.float64),
+                            tf.cast(state.rate, tf.float64),
+                            tf.cast(state.churn, tf.float64),
+                            tf.cast(state.itop, tf.float64),
+                            tf.cast(after, tf.float64),
+                            tf.cast(tf.add_n(dropped_counts), tf.float64),
+                            tf.cast(tf.add_n(grown_counts), tf.float64),
+                            tf.cast(tf.add_n(regrown_counts), tf.float64)])),
+             as64(state.density), as64(state.dropped), as64(state.grown),
+             as64(state.regrown), as64(state.share), as64(state.layer_rate)],
+            0)
+        slot = tf.math.floormod(state.num_updates - 1, self.HISTORY)
+        state.history.assign(tf.tensor_scatter_nd_update(
+            state.history, [[slot]], [row]))
 
     # ------------------------------------------------------------------
     # Reporting
@@ -599,6 +631,39 @@ class PruneGrow(base.MaskAlgorithm):
             "regrown": int(arrays["regrown"].sum()),
             "layers": per_layer,
         }
+
+    def update_history(self, since=0):
+        """Monitoring values of the updates numbered `since + 1` .. now.
+
+        A list of dicts like `summary_values()` (without `num_updates`, with
+        the update's number as `update`), oldest first; at most the last
+        `HISTORY` updates are kept.
+
+        >>> alg.update_history(since=3)     # doctest: +SKIP
+        [{'update': 4, 'step': 400, 'rate': 0.29, ..., 'layers': {...}}]
+        """
+        s = self.state
+        if s is None:
+            return []
+        now = int(s.num_updates.numpy())
+        rows = s.history.numpy()
+        n_scalars, n_layers = len(_SCALARS), len(self.weights)
+        out = []
+        for number in range(max(since, now - self.HISTORY) + 1, now + 1):
+            row = rows[(number - 1) % self.HISTORY]
+            values = {"update": number}
+            for j, key in enumerate(_SCALARS):
+                values[key] = float(row[j])
+            for key in ("step", "nonzeros", "dropped", "grown", "regrown"):
+                values[key] = int(values[key])
+            blocks = row[n_scalars:].reshape(len(_PER_LAYER), n_layers)
+            values["layers"] = {
+                mw.path: {key: (int(blocks[k, i]) if key in (
+                    "dropped", "grown", "regrown") else float(blocks[k, i]))
+                          for k, key in enumerate(_PER_LAYER)}
+                for i, mw in enumerate(self.weights)}
+            out.append(values)
+        return out
 
     def get_config(self):
         return {"name": self.name, "drop_rounding": self.drop_rounding,
