@@ -193,7 +193,8 @@ def markdown(args, records, cells, info, wall, verdict_lines):
     header = ["model", "method", "sparsity", "mult.", "test acc %",
               "gap to dense (pts)", "final train loss", "train-loss excess "
               "vs dense", "higher train loss than dense", "val loss",
-              "entropy", "AC/DC dense model acc %", "seconds/run"]
+              "entropy", "AC/DC dense model acc %",
+              "AC/DC mask drift % (mean over compressions)", "seconds/run"]
     rows = []
     for key in sorted(cells, key=lambda k: (k[0], k[1] != "dense", k[1],
                                             k[2] or 0, k[3])):
@@ -206,8 +207,13 @@ def markdown(args, records, cells, info, wall, verdict_lines):
                      f"{mult:g}x", _ms(e["acc"]), _ms(e["gap"]),
                      _ms(e["train_loss"], 1, 4), _ms(e["excess"], 1, 4),
                      under, _ms(e["val_loss"], 1, 4), _ms(e["entropy"], 1, 3),
-                     _ms(e["dense_cotrained"]), _ms(e["seconds"], 1, 0)])
+                     _ms(e["dense_cotrained"]), _ms(e["drift"]),
+                     _ms(e["seconds"], 1, 0)])
     out += ["## Results", "", common.markdown_table(header, rows)]
+    out += ["AC/DC dense model = the co-trained dense model (weights at the "
+            "end of the last dense phase); mask drift = share of masked "
+            "positions whose state changed between consecutive compressions.",
+            ""]
     out += ["## Does the gap to dense shrink with longer training?", ""]
     by = {}
     for (model, algorithm, sparsity, mult), e in cells.items():
