@@ -30,10 +30,15 @@ class TrainingCheckpoint:
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
                                  name="epoch")
+        # Batches trained, where a runner counts them apart from the
+        # optimizer's iterations (float16 loss scaling skips steps).
+        self.batches = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                   name="batches")
         algorithm = algorithm or training.attached_algorithm(model)
         items = dict(algorithm.checkpoint_items()) if algorithm else {}
         self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=model.optimizer, epoch=self.epoch, **items)
+            model=model, optimizer=model.optimizer, epoch=self.epoch,
+            batches=self.batches, **items)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=max_to_keep)
 
@@ -59,8 +64,14 @@ class TrainingCheckpoint:
                 f"a corrupted file): {str(error)[:500]}") from error
         return int(self.epoch.numpy())
 
-    def save(self, epochs_done, step=None):
-        """Saves everything; numbered by `step` (default: epochs done)."""
+    def save(self, epochs_done, step=None, batches=None):
+        """Saves everything; numbered by `step` (default: epochs done).
+
+        `batches`: batches trained so far, if the runner counts them (read
+        back as `self.batches` after `restore`).
+        """
         self.epoch.assign(epochs_done)
+        if batches is not None:
+            self.batches.assign(batches)
         return self.manager.save(
             checkpoint_number=epochs_done if step is None else step)

@@ -9,7 +9,8 @@ workdir:
     workdir/setup.json      replicas, global/per-replica batch, learning-rate
                             scaling, precision, steps (also printed at start)
     workdir/checkpoints/    model, masks, optimizer slots, algorithm state,
-                            epochs done (written after every finished epoch)
+                            epochs and batches done (after every finished
+                            epoch and every `checkpoint_every_steps` batches)
     workdir/tensorboard/    loss, accuracy, learning rate, densities, img/s
     workdir/results.json    test metrics and the density report at the end
 
@@ -115,6 +116,7 @@ def default_config(dataset: str = "cifar10"):
     c.epochs = 100 if cifar else 90
     c.steps_per_epoch = 0      # 0: training examples // global batch
     c.max_steps = 0            # > 0: stop after this many steps (schedules unchanged)
+    c.checkpoint_every_steps = 0  # > 0: also checkpoint mid-epoch (a killed run resumes there)
     # Batch and learning rate.
     c.batch_size = 100 if cifar else 1024  # global, over all replicas
     c.per_replica_batch_size = 0  # > 0: global batch = this x replicas
@@ -455,27 +457,50 @@ def build_model(config, input_shape, num_classes, *, policy, sync_batch_norm,
 
 
 class _Progress(keras.callbacks.Callback):
-    """Counts steps, stops at max_steps, measures images per second, and saves
-    a checkpoint after every *finished* epoch (never after a partial one)."""
+    """Counts batches, stops at max_steps, measures images per second, and
+    saves a checkpoint after every finished epoch and, with `every_steps`,
+    whenever the number of batches trained passes a multiple of it (at
+    execution granularity). A run stopped by max_steps between two
+    checkpoints resumes from the last one.
 
-    def __init__(self, *, steps_per_epoch, global_batch, start_epoch, max_steps,
-                 save, verbose):
+    Positions are batches, not `optimizer.iterations`: under float16 loss
+    scaling a step with overflowing gradients is skipped and does not advance
+    the iterations. Checkpoints are numbered by position.
+    """
+
+    def __init__(self, *, steps_per_epoch, global_batch, max_steps, save, verbose,
+                 every_steps=0):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.global_batch = global_batch
-        self.start_epoch = start_epoch
         self.max_steps = max_steps
         self.save = save
         self.verbose = verbose
+        self.every_steps = every_steps
         self.steps_run = 0
+        # Batches of the current epoch trained before this `fit` (a resumed
+        # partial epoch); the runner sets it, the epoch's end clears it.
+        self.epoch_offset = 0
+        self._epoch = 0
         self._epoch_steps = 0
+        self._last_due = None
+
+    def _position(self):
+        return self._epoch * self.steps_per_epoch + self.epoch_offset + self._epoch_steps
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
         self._epoch_steps = 0
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self._epoch_steps = batch + 1
+        position = self._position()
+        if self.every_steps and position % self.steps_per_epoch:
+            due = position // self.every_steps
+            if due and due != self._last_due:
+                self._last_due = due
+                self.save(position // self.steps_per_epoch, position)
         if self.max_steps and self.steps_run + self._epoch_steps >= self.max_steps:
             self.model.stop_training = True
 
@@ -484,11 +509,19 @@ class _Progress(keras.callbacks.Callback):
         self.steps_run += self._epoch_steps
         if logs is not None and seconds > 0:
             logs["images_per_second"] = self._epoch_steps * self.global_batch / seconds
-        if self._epoch_steps >= self.steps_per_epoch:
-            self.save(epoch + 1)
+        position = self._position()
+        self.epoch_offset = 0
+        if position % self.steps_per_epoch == 0:
+            self.save(position // self.steps_per_epoch, position)
         elif self.verbose:
-            print(f"Stopped after {self.steps_run} steps (max_steps={self.max_steps}); "
-                  f"epoch {epoch + 1} is unfinished and not checkpointed.")
+            print(f"Stopped after {self.steps_run} steps (max_steps={self.max_steps}), "
+                  f"within epoch {epoch + 1}; a restart resumes from the last "
+                  "checkpoint.")
+
+
+def _stopped(progress, config):
+    """Whether max_steps ended training in an earlier `fit` of this run."""
+    return bool(config.max_steps) and progress.steps_run >= config.max_steps
 
 
 def prebuild(model, strategy, element_spec):
@@ -661,24 +694,26 @@ def run(config, workdir, *, strategy=None, verbose=1):
             fit_callbacks.append(mask_update)
         ckpt_dir = os.path.join(workdir, "checkpoints")
         ckpt = checkpoints.TrainingCheckpoint(ckpt_dir, model, algorithm)
-        start_epoch = ckpt.restore()
+        ckpt.restore()
+        start_epoch, offset = divmod(int(ckpt.batches.numpy()), steps_per_epoch)
     writer_ckpt = ckpt
     if not info.is_chief:
         writer_ckpt = checkpoints.TrainingCheckpoint(
             distribute.worker_directory(ckpt_dir, info), model, algorithm, max_to_keep=1)
 
-    def save(epochs_done):
-        writer_ckpt.save(epochs_done)
+    def save(epochs_done, batches):
+        writer_ckpt.save(epochs_done, step=batches, batches=batches)
         if writer_ckpt is not ckpt:
             shutil.rmtree(writer_ckpt.directory, ignore_errors=True)
 
-    if verbose and info.is_chief and start_epoch:
-        print(f"Resuming {workdir} after epoch {start_epoch} "
-              f"(step {int(model.optimizer.iterations.numpy())}).", flush=True)
+    if verbose and info.is_chief and (start_epoch or offset):
+        print(f"Resuming {workdir} at step {start_epoch * steps_per_epoch + offset} "
+              f"(epoch {start_epoch + 1}, batch {offset + 1}).", flush=True)
 
     progress = _Progress(steps_per_epoch=steps_per_epoch,
-                         global_batch=batch.global_batch_size, start_epoch=start_epoch,
-                         max_steps=config.max_steps, save=save, verbose=verbose and info.is_chief)
+                         global_batch=batch.global_batch_size, max_steps=config.max_steps,
+                         save=save, verbose=verbose and info.is_chief,
+                         every_steps=config.checkpoint_every_steps)
     fit_callbacks.append(progress)
     if info.is_chief:
         fit_callbacks.append(callbacks.SparsitySummaries(os.path.join(workdir, "tensorboard")))
@@ -700,13 +735,21 @@ def run(config, workdir, *, strategy=None, verbose=1):
     train = data.train(start_epoch)
     if info.strategy != "default":
         prebuild(model, strategy, train.element_spec)
-    if start_epoch < config.epochs:
-        fit_kwargs = {}
-        if config.eval_every_epochs:
-            fit_kwargs = dict(validation_data=validation, validation_freq=config.eval_every_epochs)
+    fit_kwargs = dict(shuffle=False, verbose=verbose if info.is_chief else 0,
+                      callbacks=fit_callbacks)
+    if config.eval_every_epochs:
+        fit_kwargs.update(validation_data=validation, validation_freq=config.eval_every_epochs)
+    if offset and start_epoch < config.epochs and not _stopped(progress, config):
+        # Killed mid-epoch: finish that epoch from the next unseen batch (the
+        # epoch's order is a function of the seed and the epoch).
+        progress.epoch_offset = offset
+        model.fit(train.skip(offset), epochs=start_epoch + 1, initial_epoch=start_epoch,
+                  steps_per_epoch=steps_per_epoch - offset, **fit_kwargs)
+        start_epoch += 1
+        train = data.train(start_epoch)
+    if start_epoch < config.epochs and not _stopped(progress, config):
         model.fit(train, epochs=config.epochs, initial_epoch=start_epoch,
-                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose if info.is_chief else 0,
-                  callbacks=fit_callbacks, **fit_kwargs)
+                  steps_per_epoch=steps_per_epoch, **fit_kwargs)
     scores = model.evaluate(evaluation, verbose=0, return_dict=True)
     rep = diagnostics.report(model)
     results = {

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -289,3 +290,52 @@ def test_wrong_binary_for_the_config_and_unknown_algorithm(tmp_path):
     config.algorithm = "dense"
     with pytest.raises(ValueError, match="algorithm='dense' trains without masks"):
         image_experiment.make_algorithm(config, steps_per_epoch=10, total_steps=100)
+
+
+# --- mid-epoch checkpoints ---------------------------------------------------
+
+
+def _resume_config(data, **changes):
+    config = image_experiment.default_config("cifar10")
+    config.update(dict(
+        data_dir=data, data_source="python", batch_size=8, eval_batch_size=8,
+        validation_fraction=0.0, eval_every_epochs=0, log_every_steps=0,
+        epochs=2, algorithm="sparse_momentum", sparsity=0.9, seed=3,
+        model="lenet5_caffe"))
+    config.algorithm_params.update_every = 3      # updates at 3, 6, 9
+    config.update(changes)
+    return config
+
+
+def test_a_run_stopped_mid_epoch_resumes_bit_identical(tmp_path, monkeypatch):
+    data = write_cifar10(str(tmp_path / "data"))
+    captured = {}
+    original = image_experiment.build_model
+
+    def build_model(*args, **kwargs):
+        captured["model"] = original(*args, **kwargs)
+        return captured["model"]
+
+    monkeypatch.setattr(image_experiment, "build_model", build_model)
+
+    def run(workdir, **changes):
+        keras.backend.clear_session()
+        results = image_experiment.run(_resume_config(data, **changes),
+                                       str(tmp_path / workdir), verbose=0)
+        model = captured["model"]
+        return results, [v.numpy().copy() for v in model.weights], model
+
+    whole, expected, _ = run("whole")
+    assert whole["steps"] == 10
+
+    # Stopped at step 7 (epoch 2, batch 2); the last checkpoint is step 6.
+    first, _, _ = run("parts", max_steps=7, checkpoint_every_steps=3)
+    assert first["steps"] == 7
+    names = sorted(os.listdir(tmp_path / "parts" / "checkpoints"))
+    assert "ckpt-6.index" in names and "ckpt-5.index" in names
+
+    second, got, model = run("parts", checkpoint_every_steps=3)
+    assert second["steps"] == 10 and second["steps_run"] == 4
+    assert second["epochs_done"] == 2
+    for a, b in zip(expected, got):
+        assert a.tobytes() == b.tobytes()
