@@ -201,7 +201,8 @@ def main():
                         help="run this method again even if cached "
                         "(repeatable)")
     parser.add_argument("--note", action="append", default=[],
-                        help="a sentence for the results file (repeatable)")
+                        help="a sentence for the results file (repeatable; "
+                        "without it the file's previous notes are kept)")
     args = parser.parse_args()
     args.methods = [m for m in args.methods.split(",") if m]
     for m in args.methods:
@@ -212,6 +213,7 @@ def main():
     name = args.name or f"dst_accuracy_{args.model}"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     previous = {}
+    notes = list(args.note)
     for source in [name] + args.merge:
         path = os.path.join(common.RESULTS, f"{source}.json")
         if not os.path.exists(path):
@@ -223,13 +225,15 @@ def main():
         if old.get("args", {}).get("epochs") == args.epochs:
             previous.update({key(r): r for r in old.get("runs", [])
                              if r["method"] not in args.rerun})
+            if source == name and not args.note:
+                notes = old.get("notes", [])   # kept unless new ones given
     plan = [(m, d, s) for d in args.densities for m in args.methods
             for s in seeds]
     if not args.no_dense:
         plan = [("dense", 1.0, s) for s in seeds] + plan
     runs = []
     payload = {"args": vars(args), "seeds": seeds,
-               "machine": common.machine_info(), "notes": args.note}
+               "machine": common.machine_info(), "notes": notes}
     total = 0.0
     for i, (method, density, seed) in enumerate(plan):
         k = f"{args.model}/{method}/{density}/{seed}"
