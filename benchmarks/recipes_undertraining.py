@@ -260,6 +260,8 @@ def markdown(args, records, cells, info, wall, verdict_lines):
             common.markdown_table(header, rows)]
     out += ["## What the numbers say", ""] + conclusions(args, cells, by)
     out += [""]
+    if args.note:
+        out += ["## Notes", ""] + [f"- {n}" for n in args.note] + [""]
     out += ["## Under-training verdicts per run", ""] + verdict_lines + [""]
     out += ["Plots (means over seeds; x = fraction of training):", "",
             f"![gap to dense]({NAME}/gap_to_dense.png)", ""]
@@ -277,8 +279,10 @@ def markdown(args, records, cells, info, wall, verdict_lines):
             f"- Sum of the runs' wall times: "
             f"{sum(r['seconds'] for r in records) / 60:.1f} min for "
             f"{len(records)} runs, at most two at a time (the first ViT run "
-            "of each seed includes the dense pretraining, cached after); "
-            f"this invocation took {wall / 60:.1f} min.", ""]
+            "of each seed includes the dense pretraining, cached after)"
+            + ("; this report was rebuilt from the cached runs."
+               if args.report_only else
+               f"; this invocation took {wall / 60:.1f} min."), ""]
     return "\n".join(out)
 
 
@@ -315,6 +319,41 @@ def conclusions(args, cells, by):
                          f"{sum(entropy)} of {len(entropy)} with a higher "
                          "mean predictive entropy, than the dense run of the "
                          "same length and seed.")
+    # GMP against AC/DC at the same model, sparsity and length.
+    for model in sorted({k[0] for k in cells}):
+        pairs = []
+        for (mdl, algorithm, sparsity, m), e in cells.items():
+            other = cells.get((mdl, "acdc", sparsity, m))
+            if mdl == model and algorithm == "gmp" and other:
+                pairs.append(float(np.mean(other["acc"]) - np.mean(e["acc"])))
+        if pairs:
+            wins = sum(d > 0 for d in pairs)
+            lines.append(
+                f"- {model}: AC/DC beats GMP in {wins} of {len(pairs)} "
+                "(sparsity, length) cells; mean difference "
+                f"{100 * float(np.mean(pairs)):+.2f} points (AC/DC - GMP).")
+        drift = [d for (mdl, algorithm, _, _), e in cells.items()
+                 if mdl == model and algorithm == "acdc" for d in e["drift"]]
+        if drift:
+            lines.append(
+                f"- {model}: AC/DC mask drift between consecutive "
+                f"compressions, mean over runs {100 * float(np.mean(drift)):.2f}% "
+                f"(max {100 * float(np.max(drift)):.2f}%) of masked positions.")
+        dense1 = cells.get((model, "dense", None, first))
+        if dense1:
+            base = float(np.mean(dense1["acc"]))
+            caught = sorted(
+                (m, algorithm, sparsity)
+                for (mdl, algorithm, sparsity, m), e in cells.items()
+                if mdl == model and algorithm != "dense" and m > first
+                and float(np.mean(e["acc"])) >= base)
+            lines.append(
+                f"- {model}: {len(caught)} sparse cells trained longer than "
+                f"{first:g}x reach the {first:g}x dense accuracy "
+                f"({100 * base:.2f}%)"
+                + (": " + ", ".join(f"{a} {s:.0%} {m:g}x"
+                                   for m, a, s in caught) if caught else "")
+                + ".")
     for model in sorted({k[0] for k in cells}):
         dense = [float(np.mean(cells[(model, "dense", None, m)]["train_loss"]))
                  for m in args.multipliers
@@ -434,6 +473,9 @@ def main():
                         help="run only the sparse runs (dense ones cached)")
     parser.add_argument("--report_only", action="store_true",
                         help="only rebuild the report from cached runs")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a sentence for the report's Notes (repeatable; "
+                        "without it the previous report's notes are kept)")
     args = parser.parse_args()
     if args.full:
         args.sparsities = args.sparsities or "0.9,0.95,0.98"
@@ -448,6 +490,10 @@ def main():
     args.models = args.models.split(",")
     args.algorithms = args.algorithms.split(",")
     os.makedirs(args.workroot, exist_ok=True)
+    previous = os.path.join(common.RESULTS, f"{NAME}.json")
+    if not args.note and os.path.exists(previous):
+        with open(previous) as f:
+            args.note = json.load(f).get("args", {}).get("note", [])
 
     info = common.machine_info()
     info["load_start"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
