@@ -8,7 +8,9 @@ sparse momentum at 95% sparsity with a mask update at the end of every
 epoch, so each sparse-momentum epoch includes one update (and the optimizer
 hook it installs on every step). The first epoch of each variant (tracing)
 is dropped; figures are medians over the remaining epochs, wall time and
-process CPU time. Ratios are against the dense variant.
+process CPU time. Ratios are against the dense variant compiled the same
+way: `--jit=both` (default) times every variant without and with XLA
+(`jit_compile=True`).
 
 (2) One mask update, ResNet-50 (`tf_sparse.models.get_model("resnet50")`,
 25.5M masked weights) sparsified to 90% (uniform), SGD momentum slots filled
@@ -20,6 +22,7 @@ Usage:
   python benchmarks/dst_cost.py                         # both parts
   python benchmarks/dst_cost.py --epochs=6 --update-repeats=5
   python benchmarks/dst_cost.py --skip-update           # only part (1)
+  python benchmarks/dst_cost.py --skip-update --jit=on  # part (1), XLA only
 Writes benchmarks/results/dst_cost.{json,md}.
 """
 
@@ -35,6 +38,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import common  # noqa: E402
+
+
+# --jit: which compilations of the train step to time.
+JIT_MODES = {"off": (False,), "on": (True,), "both": (False, True)}
+XLA_SUFFIX = " (XLA)"
 
 
 def clock():
@@ -53,7 +61,7 @@ def epoch_times(args):
     steps = len(x) // 100
     total = steps * args.epochs
 
-    def model(sparse):
+    def model(sparse, jit):
         keras.utils.set_random_seed(0)
         m = tfs.models.get_model("lenet300_100", num_classes=10,
                                  input_shape=(28, 28, 1))
@@ -61,17 +69,21 @@ def epoch_times(args):
             tfs.sparsify(m, sparsity=0.95, seed=0, rescale_weights=True)
         m.compile(keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
                   keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True), metrics=["accuracy"])
+                      from_logits=True), metrics=["accuracy"],
+                  jit_compile=jit)
         return m
 
-    sm = tfs.algorithms.SparseMomentum(total_steps=total,
-                                       steps_per_epoch=steps)
-    variants = {
-        "dense": (model(False), []),
-        "static": (model(True), [tfs.callbacks.MaskUpdate(
-            tfs.algorithms.Static())]),
-        "sparse_momentum": (model(True), [tfs.callbacks.MaskUpdate(sm)]),
-    }
+    variants = {}
+    algorithms = {}
+    for jit in JIT_MODES[args.jit]:
+        suffix = XLA_SUFFIX if jit else ""
+        algorithms[jit] = tfs.algorithms.SparseMomentum(
+            total_steps=total, steps_per_epoch=steps)
+        variants["dense" + suffix] = (model(False, jit), [])
+        variants["static" + suffix] = (model(True, jit), [
+            tfs.callbacks.MaskUpdate(tfs.algorithms.Static())])
+        variants["sparse_momentum" + suffix] = (model(True, jit), [
+            tfs.callbacks.MaskUpdate(algorithms[jit])])
     times = {name: {"wall": [], "cpu": []} for name in variants}
     for epoch in range(args.epochs):
         for name, (m, cbs) in variants.items():
@@ -85,21 +97,27 @@ def epoch_times(args):
         print(f"epoch {epoch + 1}: " + ", ".join(
             f"{n} {t['wall'][-1]:.2f}s" for n, t in times.items()),
             flush=True)
-    updates = int(sm.state.num_updates.numpy())
     summary = {}
     for name, t in times.items():
         summary[name] = {k: statistics.median(v[1:]) for k, v in t.items()}
         summary[name]["per_epoch"] = t
-    for name in ("static", "sparse_momentum"):
+    for name in times:
+        # Against the dense model compiled the same way (XLA or not).
+        dense = "dense" + (XLA_SUFFIX if name.endswith(XLA_SUFFIX) else "")
         for k in ("wall", "cpu"):
             summary[name][f"{k}_ratio_vs_dense"] = (
-                summary[name][k] / summary["dense"][k])
+                summary[name][k] / summary[dense][k])
             # Per-round ratios: robust to load drifting between rounds.
             per_round = [a / b for a, b in zip(times[name][k][1:],
-                                               times["dense"][k][1:])]
+                                               times[dense][k][1:])]
             summary[name][f"{k}_ratio_median_of_rounds"] = statistics.median(
                 per_round)
-    summary["sparse_momentum"]["updates"] = updates
+            if "dense" in times and name.endswith(XLA_SUFFIX):
+                summary[name][f"{k}_ratio_vs_dense_without_xla"] = (
+                    summary[name][k] / summary["dense"][k])
+    for jit, alg in algorithms.items():
+        name = "sparse_momentum" + (XLA_SUFFIX if jit else "")
+        summary[name]["updates"] = int(alg.state.num_updates.numpy())
     return summary
 
 
@@ -196,27 +214,39 @@ def markdown(payload):
     ]
     if "epochs" in payload:
         e = payload["epochs"]
+        updates = next(r["updates"] for n, r in e.items()
+                       if n.startswith("sparse_momentum"))
         lines += [
             "## Epoch time, LeNet-300-100 on Fashion-MNIST (600 steps of "
             "batch 100)",
             "",
             f"{payload['args']['epochs']} epochs per variant, interleaved; "
             "median over epochs 2..n. Sparse momentum (95% sparsity) updates "
-            f"its masks at the end of every epoch ({e['sparse_momentum']['updates']} "
-            "updates in the run), inside the compiled train step.",
+            f"its masks at the end of every epoch ({updates} "
+            "updates in the run), inside the compiled train step. Ratios "
+            "are against the dense model compiled the same way; \"(XLA)\" "
+            "variants use `jit_compile=True` (the masks are then applied "
+            "inside the fused XLA step).",
             "",
         ]
         rows = []
-        for name in ("dense", "static", "sparse_momentum"):
-            r = e[name]
+        for name, r in e.items():
             rows.append([
                 name, f"{r['wall']:.2f}", f"{r['cpu']:.2f}",
                 f"{r.get('wall_ratio_vs_dense', 1.0):.3f}",
                 f"{r.get('cpu_ratio_vs_dense', 1.0):.3f}",
-                f"{r.get('wall_ratio_median_of_rounds', 1.0):.3f}"])
+                f"{r.get('wall_ratio_median_of_rounds', 1.0):.3f}",
+                f"{r.get('cpu_ratio_median_of_rounds', 1.0):.3f}",
+                (f"{r['cpu_ratio_vs_dense_without_xla']:.3f}"
+                 if "cpu_ratio_vs_dense_without_xla" in r else "-")])
         lines.append(common.markdown_table(
             ["variant", "epoch wall s", "epoch CPU s", "wall / dense",
-             "CPU / dense", "median per-round wall ratio"], rows))
+             "CPU / dense", "median per-round wall ratio",
+             "median per-round CPU ratio", "CPU / dense without XLA"],
+            rows))
+    for part, date in payload.get("kept_from", {}).items():
+        lines += ["", f"(The {part} figures below are kept from the run of "
+                  f"{date}; this run skipped them.)"]
     if "update" in payload:
         u = payload["update"]
         lines += [
@@ -252,9 +282,24 @@ def main():
                         help="also time the argsort selection (slow)")
     parser.add_argument("--with-no-xla", action="store_true",
                         help="also time the radix selection without XLA")
+    parser.add_argument("--jit", choices=sorted(JIT_MODES), default="both",
+                        help="train-step compilation(s) to time in part (1)")
     parser.add_argument("--name", default="dst_cost")
     args = parser.parse_args()
     payload = {"args": vars(args), "machine": common.machine_info()}
+    previous = os.path.join(common.RESULTS, f"{args.name}.json")
+    if os.path.exists(previous):
+        import json  # pylint: disable=import-outside-toplevel
+        with open(previous) as f:
+            old = json.load(f)
+        # A skipped part keeps its previous figures (and says when).
+        for part, skipped in (("epochs", args.skip_epochs),
+                              ("update", args.skip_update)):
+            if skipped and part in old:
+                payload[part] = old[part]
+                payload.setdefault("kept_from", {})[part] = (
+                    old.get("kept_from", {}).get(part)
+                    or old["machine"].get("date"))
     if not args.skip_epochs:
         payload["epochs"] = epoch_times(args)
     if not args.skip_update:
