@@ -1,5 +1,7 @@
 """`sparsify` on every model kind and layer type: exact counts, seeds, errors."""
 
+import hypothesis
+from hypothesis import strategies as st
 import keras
 import numpy as np
 import pytest
@@ -274,3 +276,21 @@ def test_rescale_weights_divides_kept_weights_by_sqrt_density(mlp):
     mask = layer.tf_sparse_masks.masks["kernel"].numpy()
     np.testing.assert_allclose(layer.kernel.numpy()[mask == 1],
                                before[mask == 1] / np.sqrt(0.25), rtol=1e-6)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    values=st.lists(st.integers(-3, 3), min_size=1, max_size=40),
+    fraction=st.floats(0.0, 1.0))
+def test_exact_count_mask_is_the_head_of_a_stable_descending_argsort(
+        values, fraction):
+    """Many ties: the partition-based selection keeps exactly `count`
+    entries, ties to the lower index, as the argsort it replaces."""
+    from tf_sparse.sparsification import exact_count_mask
+    scores = np.array(values, dtype=np.float32)
+    count = int(round(fraction * scores.size))
+    expected = np.zeros(scores.size, np.float32)
+    expected[np.argsort(-scores, kind="stable")[:count]] = 1.0
+    got = exact_count_mask(scores.reshape(1, -1), count)
+    assert got.shape == (1, scores.size)
+    np.testing.assert_array_equal(got.reshape(-1), expected)

@@ -142,12 +142,28 @@ def plan_counts(targets, sparsity, distribution="uniform", keep_dense=()):
 def exact_count_mask(scores, count):
     """A 0/1 array with 1 at the `count` largest `scores`.
 
-    Ties go to the lower flat index, so the result is deterministic.
+    Ties go to the lower flat index, so the result is deterministic (the
+    first `count` of a stable descending argsort, found in linear time by
+    partitioning around the count-th largest score).
+
+    >>> exact_count_mask(np.array([0.5, 0.9, 0.5, 0.1]), 2)
+    array([1., 1., 0., 0.], dtype=float32)
     """
     flat = np.asarray(scores).reshape(-1)
-    order = np.argsort(-flat, kind="stable")
     mask = np.zeros(flat.shape, dtype=np.float32)
-    mask[order[:count]] = 1.0
+    n = flat.size
+    count = int(count)
+    if count <= 0:
+        return mask.reshape(np.shape(scores))
+    if count >= n or np.isnan(flat).any():
+        order = np.argsort(-flat, kind="stable")
+        mask[order[:count]] = 1.0
+        return mask.reshape(np.shape(scores))
+    kth = np.partition(flat, n - count)[n - count]   # count-th largest
+    above = flat > kth
+    mask[above] = 1.0
+    ties = np.flatnonzero(flat == kth)[:count - int(above.sum())]
+    mask[ties] = 1.0
     return mask.reshape(np.shape(scores))
 
 
