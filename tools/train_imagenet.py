@@ -3,15 +3,11 @@
 Usage:
   python tools/train_imagenet.py --config=configs/imagenet/resnet50_sparse_momentum.py:0.1 \
       --workdir=runs/rn50_sm10 --data_dir=/data/imagenet [--strategy=mirrored]
+  python tools/train_imagenet.py ... --config.batch_size=2048 --config.checkpoint_every_steps=1000
 
-  --strategy  default | mirrored | multi_worker (TF_CONFIG) | tpu (with --tpu)
-  --config.<key>=<value> overrides any config key, e.g. --config.batch_size=2048.
-  --algorithm_arg=<key>=<value> adds a GMP / AC/DC constructor argument the
-      config does not set (config.algorithm_kwargs), e.g. reset_momentum=False.
-The flags are defined in tf_sparse/cli.py (shared with the other image
-binary). See tf_sparse/image_experiment.py for what a run writes into
---workdir and README.md ("CIFAR-10 and ImageNet") for GPU, multi-worker and
-TPU launches.
+The same flags as tools/train_cifar10.py (`--help` lists them; they are
+defined in tf_sparse/cli.py). TPU: --strategy=tpu on a TPU VM with local data;
+README.md ("CIFAR-10 and ImageNet") has GPU, multi-worker and TPU launches.
 """
 
 from tf_sparse import cli
