@@ -1,8 +1,14 @@
 """Shared test set-up: quiet TensorFlow, a --runslow switch, small models."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Helpers next to the tests (golden_runs.py) are importable; the suite runs
+# with --import-mode=importlib, which does not add test folders to sys.path.
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
