@@ -4,7 +4,7 @@ Counting follows the RigL paper (Evci et al. 2020, appendix "FLOPs") and
 `rigl.sparse_utils.get_stats`:
 
 * forward FLOPs of a layer = 2 x multiply-accumulates per example of its
-  prunable weights (`tf_sparse.diagnostics.dense_flops`); the sparse count
+  prunable weights (`tf_sparse.model_report.dense_flops`); the sparse count
   scales the dense one by the weight density (f_S = density x f_D). Only
   layers with prunable weights count (biases, norms and activations are
   small and left out, as in the papers' tables).
@@ -41,7 +41,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from tf_sparse import diagnostics
+from tf_sparse import model_report
 
 RULES = ("dense", "sparse", "dense_gradient", "dense_gradient_on_updates")
 
@@ -179,7 +179,7 @@ def _times(dense, sparse):
 
 
 def _fmt(value):
-    return diagnostics._fmt_flops(int(round(value)))
+    return model_report.format_flops(int(round(value)))
 
 
 def rule_for(algorithm):
@@ -259,7 +259,7 @@ def training_flops(model, algorithm=None, *, rule=None, update_every=None,
     if not 0.0 <= dense_fraction <= 1.0:
         raise ValueError(
             f"dense_fraction must be in [0, 1], got {dense_fraction}.")
-    rep = diagnostics.report(model)
+    rep = model_report.report(model)
     layers, unknown = [], []
     for w in rep.weights:
         if w.flops_dense is None:

@@ -41,9 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sparse import diagnostics
 from tf_sparse import export
 from tf_sparse import masking
+from tf_sparse import model_report
 
 # method="rule": CSR only where all three hold (measured, see the docstring).
 RULE_MAX_DENSITY = 0.10
@@ -253,7 +253,7 @@ def _median_times(functions, repeats, inner=3):
 
 
 def _layer_input_shape(layer, batch_size):
-    shape = diagnostics._input_shape(layer)
+    shape = model_report.built_input_shape(layer)
     if shape is None or any(d is None for d in shape[1:]):
         return None
     return (batch_size,) + tuple(int(d) for d in shape[1:])

@@ -25,6 +25,7 @@ import numpy as np
 from tf_sparse import distributions
 from tf_sparse import masking
 from tf_sparse import registry
+from tf_sparse import topk
 
 MASK_INITS = ("random", "magnitude")
 
@@ -140,31 +141,16 @@ def plan_counts(targets, sparsity, distribution="uniform", keep_dense=()):
 
 
 def exact_count_mask(scores, count):
-    """A 0/1 array with 1 at the `count` largest `scores`.
+    """A 0/1 float32 array of `scores`' shape with 1 at the `count` largest.
 
-    Ties go to the lower flat index, so the result is deterministic (the
-    first `count` of a stable descending argsort, found in linear time by
-    partitioning around the count-th largest score).
+    Ties go to the lower flat index (`tf_sparse.topk.numpy_select_top`), so
+    the result is deterministic.
 
     >>> exact_count_mask(np.array([0.5, 0.9, 0.5, 0.1]), 2)
     array([1., 1., 0., 0.], dtype=float32)
     """
-    flat = np.asarray(scores).reshape(-1)
-    mask = np.zeros(flat.shape, dtype=np.float32)
-    n = flat.size
-    count = int(count)
-    if count <= 0:
-        return mask.reshape(np.shape(scores))
-    if count >= n or np.isnan(flat).any():
-        order = np.argsort(-flat, kind="stable")
-        mask[order[:count]] = 1.0
-        return mask.reshape(np.shape(scores))
-    kth = np.partition(flat, n - count)[n - count]   # count-th largest
-    above = flat > kth
-    mask[above] = 1.0
-    ties = np.flatnonzero(flat == kth)[:count - int(above.sum())]
-    mask[ties] = 1.0
-    return mask.reshape(np.shape(scores))
+    keep = topk.numpy_select_top(scores, count)
+    return keep.reshape(np.shape(scores)).astype(np.float32)
 
 
 def initial_mask(target, count, mask_init, seed, index):

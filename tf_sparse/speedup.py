@@ -33,6 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import masking
+
 CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
 
@@ -107,7 +109,6 @@ def _is_target(layer, include_dense):
 
 
 def _leaf_layers(model):
-    from tf_sparse import masking
     return [layer for _, layer in masking.iter_layers(model)]
 
 
@@ -154,13 +155,13 @@ def _densities(layer, inputs):
     return float(weight_density), float(activation_density), zero_w, zero_a
 
 
-def _default_timer(layers_inputs, repeats):
-    """Interleaved median forward time (seconds) of each (layer, input)."""
-    fns = []
-    for layer, inputs in layers_inputs:
-        f = tf.function(lambda a, layer=layer: layer(a), autograph=False)
-        t = tf.constant(inputs)
-        fns.append(lambda f=f, t=t: f(t).numpy())
+def _interleaved_medians(fns, repeats):
+    """Median seconds per call of each of `fns`, timed round-robin.
+
+    Each function is called twice untimed first (tracing, warm-up); then
+    every round calls each one once, so a slow spell of the machine falls
+    on all of them alike.
+    """
     for f in fns:
         f()
         f()
@@ -171,6 +172,16 @@ def _default_timer(layers_inputs, repeats):
             f()
             samples[i].append(time.perf_counter() - start)
     return [float(np.median(s)) for s in samples]
+
+
+def _default_timer(layers_inputs, repeats):
+    """Interleaved median forward time (seconds) of each (layer, input)."""
+    fns = []
+    for layer, inputs in layers_inputs:
+        f = tf.function(lambda a, layer=layer: layer(a), autograph=False)
+        t = tf.constant(inputs)
+        fns.append(lambda f=f, t=t: f(t).numpy())
+    return _interleaved_medians(fns, repeats)
 
 
 def estimate(model, x, include_dense=False, repeats=20, timer=None):
@@ -219,17 +230,8 @@ def measure(forms, x, repeats=20):
                         if isinstance(form, keras.Model) else form(a),
                         autograph=False)
         fns.append(lambda f=f: np.asarray(f(t)))
-    for f in fns:
-        f()
-        f()
-    samples = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, f in enumerate(fns):
-            start = time.perf_counter()
-            f()
-            samples[i].append(time.perf_counter() - start)
-    return {label: float(np.median(s)) * 1e3
-            for label, s in zip(forms, samples)}
+    return {label: seconds * 1e3 for label, seconds
+            in zip(forms, _interleaved_medians(fns, repeats))}
 
 
 def format_report(est, measured=None, baseline=None):

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import tf_sparse as tfs
-from tf_sparse.algorithms import selection
 
 import dst_testlib as lib
 
@@ -159,22 +158,3 @@ def test_set_and_rigl_update_in_place_with_their_slot_defaults():
             entered = new & ~old
             mom = lib.slot(model, f"l{i}", "momentums").numpy().reshape(-1)
             assert np.all(mom[entered] == 0)        # grown slots zeroed
-
-
-def test_radix_and_sort_selection_agree_with_numpy_on_ties():
-    rng = np.random.default_rng(0)
-    for trial in range(30):
-        n = 257
-        x = (rng.integers(-4, 5, n) * rng.choice([1.0, 0.25], n)).astype(
-            np.float32)
-        eligible = rng.random(n) < 0.6
-        k = int(rng.integers(0, n))
-        idx = np.flatnonzero(eligible)
-        top = idx[np.argsort(-x[idx], kind="stable")][:k]
-        bottom = idx[np.argsort(x[idx], kind="stable")][:k]
-        for method in ("radix", "sort"):
-            for jit in (True, False):
-                got = selection.select_top(x, eligible, k, method, jit)
-                assert sorted(np.flatnonzero(got.numpy())) == sorted(top)
-                got = selection.select_bottom(x, eligible, k, method, jit)
-                assert sorted(np.flatnonzero(got.numpy())) == sorted(bottom)

@@ -114,7 +114,7 @@ def test_rigl_with_tape_gradient_trains():
 def test_ema_fallback_for_optimizers_without_momentum():
     alg = make("sparse_momentum")         # momentum_source="auto"
     model, check = fit(alg, optimizer=keras.optimizers.SGD(0.1))
-    assert alg._momentum_from == "ema"
+    assert alg.momentum_from == "ema"
     assert len(check.records) == len(alg.update_steps())
     ema = alg.tap.ema[0].numpy()
     assert np.any(ema[model.get_layer("fc1").tf_sparse_masks.masks[
@@ -124,7 +124,7 @@ def test_ema_fallback_for_optimizers_without_momentum():
 def test_adam_momentum_is_read_from_the_optimizer():
     alg = make("sparse_momentum")
     _, check = fit(alg, optimizer=keras.optimizers.Adam(1e-3), epochs=2)
-    assert alg._momentum_from == "optimizer"
+    assert alg.momentum_from == "optimizer"
     assert len(check.records) == 4       # steps 4, 8, 12, 16
 
 

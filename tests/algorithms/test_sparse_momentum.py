@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tf_sparse as tfs
-from tf_sparse.algorithms import sparse_momentum as sm
+from tf_sparse.algorithms import redistribution
 
 import dst_testlib as lib
 
@@ -167,19 +167,19 @@ def test_water_fill_and_rounding_by_hand():
     f64 = lambda v: tf.constant(v, tf.float64)  # noqa: E731
     # Nothing capped: unchanged.
     np.testing.assert_allclose(
-        sm.water_fill(f64([6.0, 3.0, 1.0]), f64([10.0] * 3), 10.0),
+        redistribution.water_fill(f64([6.0, 3.0, 1.0]), f64([10.0] * 3), 10.0),
         [6, 3, 1])
     # One capped layer: excess 4 split equally.
     np.testing.assert_allclose(
-        sm.water_fill(f64([6.0, 3.0, 1.0]), f64([2.0, 10.0, 10.0]), 10.0),
+        redistribution.water_fill(f64([6.0, 3.0, 1.0]), f64([2.0, 10.0, 10.0]), 10.0),
         [2, 5, 3])
     # Spreading caps a second layer: [2, 4, 4].
     np.testing.assert_allclose(
-        sm.water_fill(f64([6.0, 3.0, 1.0]), f64([2.0, 4.0, 10.0]), 10.0),
+        redistribution.water_fill(f64([6.0, 3.0, 1.0]), f64([2.0, 4.0, 10.0]), 10.0),
         [2, 4, 4])
-    real = sm.water_fill(f64([5.5, 2.5, 2.0]), f64([3.0, 10.0, 10.0]), 10.0)
+    real = redistribution.water_fill(f64([5.5, 2.5, 2.0]), f64([3.0, 10.0, 10.0]), 10.0)
     np.testing.assert_allclose(real, [3, 3.75, 3.25])
-    rounded = sm.round_to_total(real, f64([3.0, 10.0, 10.0]), f64(10.0))
+    rounded = redistribution.round_to_total(real, f64([3.0, 10.0, 10.0]), f64(10.0))
     np.testing.assert_array_equal(rounded, [3, 4, 3])
 
 
@@ -219,7 +219,7 @@ def test_water_fill_is_the_fixed_point_of_the_reference_loop(seed):
     if caps.sum() < removed:
         caps *= removed / caps.sum() * 1.2
         caps = np.floor(caps)
-    ours = sm.water_fill(tf.constant(share * removed), tf.constant(caps),
+    ours = redistribution.water_fill(tf.constant(share * removed), tf.constant(caps),
                          removed).numpy()
     np.testing.assert_allclose(ours, reference_spill_loop(share, removed,
                                                           caps), atol=1e-6)

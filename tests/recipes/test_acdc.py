@@ -7,7 +7,7 @@ import pytest
 
 import tf_sparse as tfs
 from tf_sparse import schedules
-from tf_sparse.algorithms import acdc as acdc_lib
+from tf_sparse.algorithms import optimizer_state
 
 
 def mlp(seed=0):
@@ -37,7 +37,7 @@ class Recorder(keras.callbacks.Callback):
         if self.slots:
             row["slots"] = {
                 v.path: [s.numpy().copy()
-                         for s in acdc_lib.optimizer_slots(opt, v)]
+                         for s in optimizer_state.slot_variables(opt, v)]
                 for v in self.model.trainable_variables}
         self.rows.append(row)
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 import tf_sparse as tfs
-from tf_sparse.algorithms import gmp as gmp_lib
+from tf_sparse import topk
+from tf_sparse.algorithms import magnitude
 
 
 def mlp(seed=0):
@@ -224,14 +225,15 @@ def test_agrees_with_tfmot_when_installed():
         assert const.schedule(step)[1] == pytest.approx(c_value)
 
 
-def test_keep_largest_is_exact_with_ties_to_the_lower_index():
+def test_magnitude_selection_is_exact_with_ties_to_the_lower_index():
     scores = tf.constant([1.0, 3.0, 3.0, 0.0, 3.0, 2.0])
-    keep = gmp_lib.keep_largest(scores, tf.constant(2)).numpy()
+    every = tf.ones([6], tf.bool)
+    keep = topk.select_top(scores, every, tf.constant(2)).numpy()
     assert keep.tolist() == [False, True, True, False, False, False]
-    keep = gmp_lib.keep_largest(scores, tf.constant(4)).numpy()
+    keep = topk.select_top(scores, every, tf.constant(4)).numpy()
     assert keep.tolist() == [False, True, True, False, True, True]
-    assert gmp_lib.kept_count(tf.constant(0.9), 430_500).numpy() == 43_050
-    assert gmp_lib.kept_count_py(0.999999, 10) == 1
+    assert magnitude.kept_count(tf.constant(0.9), 430_500).numpy() == 43_050
+    assert magnitude.kept_count_py(0.999999, 10) == 1
 
 
 def test_bad_input_raises_clear_errors():

@@ -8,6 +8,12 @@ Example:
     algorithm = tfs.algorithms.from_params("rigl", {"update_every": 50},
                                            steps_per_epoch=600,
                                            total_steps=T)
+    cls = tfs.algorithms.get_class("gmp")   # the class, e.g. to inspect it
+
+Modules: `base` (the interface), `prune_grow` (the prune-and-grow engine)
+with `update_schedules`, `redistribution`, `optimizer_state` and
+`monitoring`; `magnitude` (GMP and AC/DC masks); `checks`; one module per
+algorithm. Exact selection is `tf_sparse.topk`.
 """
 
 from tf_sparse.algorithms.base import MaskAlgorithm
@@ -53,12 +59,17 @@ def register(name, cls):
     _REGISTRY[name] = cls
 
 
-def get(name, **kwargs):
-    """An algorithm instance by name, e.g. `get("static")`."""
+def get_class(name):
+    """The registered `MaskAlgorithm` subclass called `name`."""
     if name not in _REGISTRY:
         raise ValueError(
             f"Unknown algorithm {name!r}; accepted: {', '.join(names())}.")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def get(name, **kwargs):
+    """An algorithm instance by name, e.g. `get("static")`."""
+    return get_class(name)(**kwargs)
 
 
 def from_params(name, params=None, *, steps_per_epoch, total_steps, seed=0):
@@ -68,10 +79,7 @@ def from_params(name, params=None, *, steps_per_epoch, total_steps, seed=0):
     parameter the algorithm does not use is an error. Classes without a
     `from_params` classmethod get the parameters as keyword arguments.
     """
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown algorithm {name!r}; accepted: {', '.join(names())}.")
-    cls = _REGISTRY[name]
+    cls = get_class(name)
     builder = getattr(cls, "from_params", None)
     if builder is not None:
         return builder(params, steps_per_epoch=steps_per_epoch,

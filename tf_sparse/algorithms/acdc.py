@@ -34,53 +34,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sparse import masking
-from tf_sparse import schedules as S
+from tf_sparse import cloning
 from tf_sparse import saving
+from tf_sparse import schedules as S
 from tf_sparse.algorithms import base
-from tf_sparse.algorithms import gmp
+from tf_sparse.algorithms import checks
+from tf_sparse.algorithms import magnitude
+from tf_sparse.algorithms import optimizer_state
 
 RESET_CHOICES = (False, True, "dense", "sparse")
-
-
-def optimizer_slots(optimizer, variable):
-    """The optimizer variables that belong to one model variable.
-
-    Keras 3 keeps per-variable slots in lists indexed by
-    `optimizer._get_variable_index(variable)` (SGD `momentums`, Adam
-    `_momentums` and `_velocities`, RMSprop, Adagrad, Nadam, Lion, ...). Every
-    list attribute of the optimizer with one entry per trainable variable is
-    taken as a slot list. A wrapping optimizer (`inner_optimizer`) is
-    unwrapped.
-    """
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    trainable = getattr(optimizer, "_trainable_variables", None)
-    if not getattr(optimizer, "built", False) or trainable is None:
-        raise ValueError(
-            "optimizer_slots: the optimizer is not built yet (it builds on the "
-            "first training step or with optimizer.build(variables)).")
-    index = optimizer._get_variable_index(variable)
-    slots, seen = [], set()
-    for name, value in sorted(vars(optimizer).items()):
-        if not isinstance(value, list) or len(value) != len(trainable):
-            continue
-        if name in ("_trainable_variables", "_variables"):
-            continue
-        slot = value[index]
-        if slot is None or not isinstance(slot, (keras.Variable, tf.Variable)):
-            continue
-        if tuple(slot.shape) != tuple(variable.shape) or id(slot) in seen:
-            continue
-        seen.add(id(slot))
-        slots.append(slot)
-    return slots
-
-
-def reset_slots(optimizer, variables):
-    """Zeroes the optimizer slots of `variables` (usable in graph)."""
-    for variable in variables:
-        for slot in optimizer_slots(optimizer, variable):
-            slot.assign(tf.zeros_like(slot))
 
 
 def _core_model(model):
@@ -88,7 +50,7 @@ def _core_model(model):
     return getattr(model, "tf_sparse_student", None) or model
 
 
-class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
+class ACDC(base.MaskAlgorithm):
     """Alternating compressed / decompressed training.
 
     Args:
@@ -115,17 +77,17 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
                  end_sparse=0.15, total_steps=None, tail="dense",
                  scope="global", reset_momentum=True, schedule=None):
         super().__init__()
-        if scope not in gmp.SCOPES:
+        if scope not in magnitude.SCOPES:
             raise ValueError(
                 f"ACDC scope={scope!r} is not accepted: use one of "
-                f"{gmp.SCOPES}.")
+                f"{magnitude.SCOPES}.")
         if isinstance(sparsity, dict):
             if scope == "global":
                 raise ValueError(
                     "ACDC: a per-layer sparsity dict needs scope='layerwise'.")
             values = list(sparsity.values())
             for value in values:
-                gmp._check_unit(value, "ACDC sparsity")
+                checks.check_sparsity(value, "ACDC sparsity")
             nominal = max(values)
         else:
             nominal = sparsity
@@ -168,9 +130,9 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
             return bool(self.schedule.is_boundary(int(step)))
         return self.schedule.is_boundary(step)
 
-    def _due_at(self, step):
-        # Step 0: always set the first phase's state (a dense warm-up gets
-        # all-ones masks, a sparse start is pruned).
+    def due_at_step_zero(self):
+        # Always set the first phase's state (a dense warm-up gets all-ones
+        # masks, a sparse start is pruned).
         return True
 
     # -- state ------------------------------------------------------------
@@ -179,8 +141,8 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
         super().attach(model)
         if not self.weights:
             raise ValueError("ACDC: the model has no masked weights.")
-        self._targets = gmp.resolve_sparsity(self.weights, self.sparsity,
-                                             "ACDC sparsity")
+        self._targets = magnitude.resolve_sparsity(
+            self.weights, self.sparsity, "ACDC sparsity")
         self._core = _core_model(model)
         n = sum(mw.size for mw in self.weights)
         count = max(1, len(self.compressions))
@@ -201,7 +163,7 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
             keras.Variable(np.zeros(tuple(v.shape), v.dtype), trainable=False,
                            name="acdc_dense")
             for v in self._core.weights]
-        self._apply_step_zero(model)
+        self.apply_step_zero(model)
 
     def _reset_slots(self, compress):
         if self.reset_momentum is False:
@@ -213,7 +175,8 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
         optimizer = self.model.optimizer
         if optimizer is None or not optimizer.built:
             return  # Step 0 before the first update: slots are still zero.
-        reset_slots(optimizer, [mw.variable for mw in self.weights])
+        for mw in self.weights:
+            optimizer_state.zero_slots(optimizer, mw.variable)
 
     def _compress(self, step):
         for snap, variable in zip(self.dense_snapshot, self._core.weights):
@@ -221,9 +184,10 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
         self.snapshot_step.assign(tf.cast(step, tf.int64))
         if self.scope == "global":
             sparsity = tf.constant(self._targets[0], tf.float32)
-            new = gmp.magnitude_masks(self.weights, sparsity, "global", False)
+            new = magnitude.magnitude_masks(self.weights, sparsity, "global",
+                                            False)
         else:
-            new = gmp.magnitude_masks(
+            new = magnitude.magnitude_masks(
                 self.weights, [tf.constant(t, tf.float32) for t in self._targets],
                 "layerwise", False)
         for mw, mask in zip(self.weights, new):
@@ -301,8 +265,7 @@ class ACDC(gmp._StepZeroMixin, base.MaskAlgorithm):
 
     def dense_model(self):
         """A plain Keras copy of the model with the co-trained dense weights."""
-        from tf_sparse import export
-        clone = export._clone_architecture(self._core)
+        clone = cloning.clone_architecture(self._core)
         clone.set_weights(self.dense_weights())
         return clone
 

@@ -11,12 +11,17 @@ exact steps with `steps_per_execution`, XLA and tf.distribute. Keeping pruned
 weights at zero is not the algorithm's job: the masks' constraint does that
 after every optimizer step (`tf_sparse.masking`).
 
+The hook never sees step 0 (it runs after an optimizer step). An algorithm
+with an update due before training (GMP with `begin=0`, AC/DC's first
+phase) calls `apply_step_zero(model)` at the end of its `attach`.
+
 Example (a do-nothing algorithm is the static sparse baseline):
 
     class Static(MaskAlgorithm):
         name = "static"
 """
 
+import keras
 import tensorflow as tf
 
 from tf_sparse import masking
@@ -64,13 +69,31 @@ class MaskAlgorithm:
 
         def run():
             self.update(step, data)
-            # Weights follow their new masks at once (dropped ones become 0),
-            # so pruned weights are 0 after this step too.
-            for mw in self.weights:
-                mw.variable.assign(masking.keep_active(mw.variable, mw.mask))
+            self._zero_inactive_weights()
             return tf.constant(True)
 
         tf.cond(due, run, lambda: tf.constant(False))
+
+    def _zero_inactive_weights(self):
+        # Weights follow their new masks at once (dropped ones become 0), so
+        # pruned weights are 0 after an update step too.
+        for mw in self.weights:
+            mw.variable.assign(masking.keep_active(mw.variable, mw.mask))
+
+    def due_at_step_zero(self):
+        """Whether `apply_step_zero` updates: by default `should_update(0)`."""
+        return bool(self.should_update(0))
+
+    def apply_step_zero(self, model):
+        """Runs an update due at step 0 once, eagerly, if `model`'s optimizer
+        has not stepped yet (a run resumed from a checkpoint restores masks
+        and weights afterwards)."""
+        optimizer = getattr(model, "optimizer", None)
+        step = 0 if optimizer is None else int(
+            keras.ops.convert_to_numpy(optimizer.iterations))
+        if step == 0 and self.due_at_step_zero():
+            self.update(tf.constant(0, tf.int64), None)
+            self._zero_inactive_weights()
 
     def checkpoint_items(self):
         """Trackable state to save with the model (dict name -> trackable)."""

@@ -13,9 +13,10 @@ floats (fractions of training), so a longer run stretches the ramp.
 
 Counts: a weight of ``n`` entries at target sparsity ``s`` keeps
 ``floor((1 - s) * n + 0.5)`` (and at least 1, as tfmot) entries; ``1 - s``
-is computed in float32 like tfmot, the product in float64. Ties in
-magnitude go to the lower flat index, so a count is always exact (tfmot
-thresholds instead and may keep more on ties).
+is computed in float32 like tfmot, the product in float64
+(`magnitude.kept_count`). Ties in magnitude go to the lower flat index
+(`tf_sparse.topk`), so a count is always exact (tfmot thresholds instead
+and may keep more on ties).
 
 Timing: the hook runs after optimizer step ``s`` and prunes when the
 schedule says so at ``s``. tfmot evaluates its schedule at
@@ -33,169 +34,18 @@ Example:
 """
 
 import dataclasses
-import fnmatch
 import numbers
 import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tf_sparse import masking
 from tf_sparse import schedules as S
 from tf_sparse.algorithms import base
+from tf_sparse.algorithms import checks
+from tf_sparse.algorithms import magnitude
 
 CURVES = ("cubic", "linear", "inverse_cubic", "constant")
-SCOPES = ("layerwise", "global")
-
-
-# --------------------------------------------------------------------------
-# Shared in-graph pieces (also used by AC/DC)
-# --------------------------------------------------------------------------
-
-
-def keep_largest(scores, k):
-    """Boolean vector: True at the `k` largest of 1-D `scores` (exact count).
-
-    `k` may be a tensor. Ties go to the lower index (stable sort), so the
-    result is deterministic and holds exactly `min(k, n)` ones.
-    """
-    n = tf.size(scores)
-    order = tf.argsort(scores, direction="DESCENDING", stable=True)
-    rank = tf.scatter_nd(order[:, None], tf.range(n), tf.reshape(n, [1]))
-    return rank < tf.cast(k, tf.int32)
-
-
-def kept_count(sparsity, size, minimum=1):
-    """``max(minimum, floor((1 - sparsity) * size + 0.5))`` as an int32 tensor.
-
-    ``1 - sparsity`` in float32 (as tfmot), the product in float64, so large
-    layers round exactly.
-    """
-    density = tf.subtract(np.float32(1.0), tf.cast(sparsity, tf.float32))
-    count = tf.floor(tf.cast(density, tf.float64) * float(size) + 0.5)
-    return tf.maximum(tf.cast(count, tf.int32), minimum)
-
-
-def kept_count_py(sparsity, size, minimum=1):
-    """The Python twin of `kept_count` (for tests and reports)."""
-    density = float(np.float32(1.0) - np.float32(sparsity))
-    return max(minimum, int(np.floor(density * size + 0.5)))
-
-
-def resolve_sparsity(weights, sparsity, what="sparsity"):
-    """Per-weight target sparsity from a float or a {pattern: float} dict.
-
-    Keys match a masked weight's layer name, layer path or weight path,
-    exactly or as fnmatch patterns; the first matching key wins. Every masked
-    weight must be matched (leave layers dense with `sparsify(keep_dense=..)`).
-    Returns a list of floats aligned with `weights`.
-    """
-    if not isinstance(sparsity, dict):
-        _check_unit(sparsity, what)
-        return [float(sparsity)] * len(weights)
-    if not sparsity:
-        raise ValueError(f"{what} mapping is empty.")
-    for key, value in sparsity.items():
-        _check_unit(value, f"{what}[{key!r}]")
-    result = []
-    for mw in weights:
-        names = (mw.layer.name, mw.layer_path, mw.path)
-        hit = None
-        for key, value in sparsity.items():
-            if key in names or any(fnmatch.fnmatchcase(n, key) for n in names):
-                hit = float(value)
-                break
-        if hit is None:
-            raise ValueError(
-                f"{what} mapping {sorted(sparsity)} matches no key for masked "
-                f"weight {mw.path!r}; add a pattern for it (\"*\" matches "
-                "everything) or leave the layer unmasked with "
-                "sparsify(keep_dense=...).")
-        result.append(hit)
-    unused = [k for k in sparsity
-              if not any(k in (mw.layer.name, mw.layer_path, mw.path)
-                         or any(fnmatch.fnmatchcase(n, k) for n in
-                                (mw.layer.name, mw.layer_path, mw.path))
-                         for mw in weights)]
-    if unused:
-        raise ValueError(
-            f"{what} keys {unused} match no masked weight; masked weights: "
-            f"{', '.join(mw.path for mw in weights[:20])}.")
-    return result
-
-
-def _check_unit(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            0.0 <= float(value) < 1.0):
-        raise ValueError(
-            f"{what}={value!r} is not accepted: a sparsity must be a number in "
-            "[0, 1).")
-
-
-def magnitude_masks(weights, sparsities, scope, only_active):
-    """New 0/1 masks (tensors) keeping the largest |w| at exact counts.
-
-    Args:
-      weights: `MaskedWeight`s.
-      sparsities: per weight, a float32 scalar tensor (layer-wise), or one
-        tensor for all (global).
-      scope: "layerwise" or "global" (one ranking across all weights).
-      only_active: rank only currently active entries (pruned ones score
-        -1 and the count is capped at the active count: GMP never regrows).
-    """
-    scores, sizes = [], []
-    for mw in weights:
-        value = tf.abs(tf.reshape(tf.convert_to_tensor(mw.variable), [-1]))
-        value = tf.cast(value, tf.float32)
-        if only_active:
-            active = tf.reshape(tf.convert_to_tensor(mw.mask), [-1]) > 0
-            value = tf.where(active, value, -tf.ones_like(value))
-        scores.append(value)
-        sizes.append(mw.size)
-
-    def count(sparsity, size, score):
-        k = kept_count(sparsity, size)
-        if only_active:
-            k = tf.minimum(k, tf.reduce_sum(tf.cast(score >= 0, tf.int32)))
-        return k
-
-    if scope == "global":
-        flat = tf.concat(scores, axis=0)
-        keep = keep_largest(flat, count(sparsities, sum(sizes), flat))
-        pieces = tf.split(keep, sizes)
-    else:
-        pieces = [keep_largest(s, count(sp, n, s))
-                  for s, sp, n in zip(scores, sparsities, sizes)]
-    return [tf.reshape(tf.cast(p, mw.mask.dtype), mw.shape)
-            for p, mw in zip(pieces, weights)]
-
-
-class _StepZeroMixin:
-    """Applies an update due at step 0 (before any optimizer step) on attach.
-
-    The train-step hook runs after each optimizer step, so it never sees
-    step 0. If the optimizer has not stepped yet and an update is due at 0,
-    it runs once, eagerly, when the algorithm is attached. (A run resumed
-    from a checkpoint restores masks and weights afterwards.)
-    """
-
-    def _apply_step_zero(self, model):
-        optimizer = getattr(model, "optimizer", None)
-        step = 0 if optimizer is None else int(
-            keras.ops.convert_to_numpy(optimizer.iterations))
-        if step == 0 and self._due_at(0):
-            self.update(tf.constant(0, tf.int64), None)
-            for mw in self.weights:
-                mw.variable.assign(masking.keep_active(mw.variable, mw.mask))
-
-    def _due_at(self, step):
-        return bool(self.should_update(step))
-
-
-# --------------------------------------------------------------------------
-# GMP
-# --------------------------------------------------------------------------
 
 
 def make_schedule(curve, initial, final, begin, end, frequency, total_steps,
@@ -231,7 +81,7 @@ def _final_of(schedule):
     return schedule.final
 
 
-class GMP(_StepZeroMixin, base.MaskAlgorithm):
+class GMP(base.MaskAlgorithm):
     """Gradual magnitude pruning, layer-wise or global.
 
     Args:
@@ -270,9 +120,10 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
                  power=None, scope="layerwise", total_steps=None,
                  tfmot_timing=False, final_update=False):
         super().__init__()
-        if scope not in SCOPES:
+        if scope not in magnitude.SCOPES:
             raise ValueError(
-                f"GMP scope={scope!r} is not accepted: use one of {SCOPES}.")
+                f"GMP scope={scope!r} is not accepted: use one of "
+                f"{magnitude.SCOPES}.")
         if isinstance(final_sparsity, dict) and scope == "global":
             raise ValueError(
                 "GMP: a per-layer final_sparsity dict needs scope='layerwise'; "
@@ -294,7 +145,7 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         finals = (sorted(set(final_sparsity.values()))
                   if isinstance(final_sparsity, dict) else [final_sparsity])
         for value in finals:
-            _check_unit(value, "GMP final_sparsity")
+            checks.check_sparsity(value, "GMP final_sparsity")
         if isinstance(schedule, str):
             first = make_schedule(schedule, initial_sparsity, finals[0], begin,
                                   end, frequency, total_steps, power)
@@ -367,15 +218,15 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         super().attach(model)
         if not self.weights:
             raise ValueError("GMP: the model has no masked weights.")
-        self._finals = resolve_sparsity(self.weights, self.final_sparsity,
-                                        "GMP final_sparsity")
+        self._finals = magnitude.resolve_sparsity(
+            self.weights, self.final_sparsity, "GMP final_sparsity")
         self.updates = keras.Variable(0, dtype="int64", trainable=False,
                                       name="gmp_updates")
         self.last_update = keras.Variable(-1, dtype="int64", trainable=False,
                                           name="gmp_last_update")
         self.current_target = keras.Variable(
             0.0, dtype="float32", trainable=False, name="gmp_target")
-        self._apply_step_zero(model)
+        self.apply_step_zero(model)
 
     def update(self, step, data):
         del data
@@ -383,10 +234,12 @@ class GMP(_StepZeroMixin, base.MaskAlgorithm):
         targets = {final: sched(s)[1] for final, sched in self._schedules.items()}
         if self.scope == "global":
             sparsity = targets[float(_final_of(self.schedule))]
-            new = magnitude_masks(self.weights, sparsity, "global", True)
+            new = magnitude.magnitude_masks(self.weights, sparsity, "global",
+                                            True)
         else:
             per_weight = [targets[f] for f in self._finals]
-            new = magnitude_masks(self.weights, per_weight, "layerwise", True)
+            new = magnitude.magnitude_masks(self.weights, per_weight,
+                                            "layerwise", True)
             sparsity = targets[self._finals[0]]
         for mw, mask in zip(self.weights, new):
             mw.mask.assign(mask)

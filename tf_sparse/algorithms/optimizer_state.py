@@ -10,20 +10,31 @@
   the sign and the constant factor change neither the ranking within a layer
   nor the normalised layer shares (a learning rate that changes between
   steps weights older gradients differently, as in any momentum buffer).
+* `resolve_momentum_source(optimizer, source, owner)`: "optimizer" when
+  `momentum` can read this optimizer (and `source` allows it), else "ema".
 * `slot_variables(optimizer, variable)`: every per-weight slot of the
   optimizer for `variable` (momentum, first/second moments, ...), found as
-  the optimizer's lists with one variable per trainable variable; used to
-  zero the slots of dropped or grown weights.
+  the optimizer's lists with one variable per trainable variable;
+  `zero_slots` sets them to 0 (the slots of dropped or grown weights in a
+  prune-and-grow update, all slots of the masked weights at an AC/DC phase
+  change).
 * `GradientTap`: sees the dense, all-reduced gradient of each masked weight
   inside the optimizer's own update (see its docstring). It keeps an
   exponential moving average of gradients for optimizers without momentum
   and stores the gradient of a mask-update step for RigL's growth.
+
+Example:
+
+    source = resolve_momentum_source(model.optimizer, "auto", "MyAlg")
+    m = momentum(model.optimizer, kernel)          # if source == "optimizer"
+    zero_slots(model.optimizer, kernel, where=grown_flat)
 """
 
 import keras
 import tensorflow as tf
 
 MOMENTUM_SOURCES = ("auto", "optimizer", "ema")
+
 
 def unwrap(optimizer):
     """The optimizer that owns the slots (inside a LossScaleOptimizer)."""
@@ -68,6 +79,25 @@ def momentum(optimizer, variable):
         "with momentum > 0, Adam, AdamW, Nadam.")
 
 
+def resolve_momentum_source(optimizer, source, owner):
+    """"optimizer" or "ema": where `owner` reads momentum from.
+
+    `source` is one of `MOMENTUM_SOURCES`: "auto" reads the optimizer when
+    `momentum` can (else a gradient EMA), "ema" always uses the EMA, and
+    "optimizer" raises for an optimizer `momentum` cannot read.
+    """
+    kind = momentum_kind(optimizer)
+    if source == "optimizer" and kind is None:
+        raise ValueError(
+            f"{owner}(momentum_source='optimizer') cannot read "
+            f"momentum from {describe(optimizer)}; "
+            "readable: SGD with momentum > 0, Adam, AdamW, Nadam. "
+            "Pass momentum_source='ema' (or 'auto') to let tf-sparse "
+            "keep an exponential moving average of the gradients "
+            "instead.")
+    return "ema" if source == "ema" or kind is None else "optimizer"
+
+
 def slot_variables(optimizer, variable):
     """The optimizer's per-weight slot variables of `variable` (same shape).
 
@@ -94,6 +124,21 @@ def slot_variables(optimizer, variable):
         if tuple(slot.shape) == tuple(variable.shape):
             slots.append(slot)
     return slots
+
+
+def zero_slots(optimizer, variable, where=None):
+    """Sets the optimizer slots of `variable` to 0 (usable in graph).
+
+    `where`: a flat bool tensor over `variable`'s entries; only those slot
+    entries are zeroed. None zeroes the whole slots.
+    """
+    for slot in slot_variables(optimizer, variable):
+        if where is None:
+            slot.assign(tf.zeros_like(slot))
+            continue
+        flat = tf.reshape(tf.convert_to_tensor(slot), [-1])
+        slot.assign(tf.reshape(tf.where(where, tf.zeros_like(flat), flat),
+                               slot.shape))
 
 
 class GradientTap:

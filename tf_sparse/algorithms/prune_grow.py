@@ -1,24 +1,43 @@
-"""The generic prune-and-grow mask update that SET, RigL and sparse momentum share.
+"""The prune-and-grow update engine that SET, RigL and sparse momentum share.
 
-An update, run in graph right after optimizer step `t` when
+An algorithm is a small subclass that chooses when (`cadence`), how many
+(`drop_fraction`, `layer_counts`), what to drop (`drop_score`, lowest among
+active weights; default `|w|`) and what to grow (`grow_score`, highest among
+candidates). One update, run in graph right after optimizer step `t` when
 `cadence.should_update(t)`:
 
-1. rate `p = drop_fraction(t)` (a schedule of the step; a float is constant);
+1. rate `p = drop_fraction(t)`, evaluated in float64
+   (`update_schedules.rate_at`: float32 would make `ceil(0.8 * 10)` 9);
 2. per-layer counts: `layer_counts(ctx)` gives the number to drop `r_l`, the
-   number to grow `g_l` and a redistribution share per layer (default: drop
-   `round(p * n_l)` and regrow the same number in place);
-3. drop: the `r_l` active weights with the lowest `drop_score` (default
-   `|w|`);
+   number to grow `g_l`, a redistribution share and a rate per layer
+   (default: drop `ceil` or `floor` of `p * n_l` and regrow the same number
+   in place; `redistribution` has the helpers for moving weights between
+   layers);
+3. drop: the `r_l` active weights with the lowest `drop_score`;
 4. grow: the `g_l` candidates with the highest `grow_score`. Candidates are
    the inactive weights after dropping, i.e. a weight dropped in this update
    may be chosen again unless `regrow_dropped="never"`;
 5. write the new masks, the values of grown weights and the optimizer slots
-   as the options below say; the base class then zeroes dropped weights.
+   as the options below say; the base class then zeroes dropped weights;
+6. record the update's statistics (`monitoring.UpdateState`, written to
+   TensorBoard by `tfs.callbacks.MaskUpdateSummaries`).
 
-Selection is exact (`tf_sparse.algorithms.selection`): every layer ends with
-exactly `n_l - r_l + g_l` active weights and the total never drifts, so no
-correction term (sparse_learning's `adjusted_growth`) is needed. An in-graph
-assertion checks the total after every update.
+Exact counts: selection is `tf_sparse.topk` (k a tensor, ties to the lower
+index, XLA-compiled on its own), so every layer ends with exactly
+`n_l - r_l + g_l` active weights and the total never drifts; an in-graph
+assertion checks it after every update. The references' correction terms
+for inexact counts (sparse_learning's `adjusted_growth`) are not needed, and
+random growth draws exactly `g_l` positions (stateless RNG keyed by (seed,
+step, layer), so replicas and reruns agree), not a Bernoulli mask.
+
+Signals (`UpdateContext`): momentum is the optimizer's (SGD's buffer, Adam's
+`m / (sqrt(v) + eps)`, see `optimizer_state.momentum`) or, for optimizers
+without momentum, a gradient EMA the tap keeps (`momentum_source`: "auto",
+"optimizer" refuses such optimizers, "ema" always uses the average). The
+dense gradient is the all-reduced one the optimizer applied at the update
+step, at the weights before it (`gradient_source="optimizer"`, read through
+`optimizer_state.GradientTap`), or recomputed after the step on one replica
+(`"tape"`).
 
 Options where the reference implementations differ (each algorithm sets its
 paper's default and documents it):
@@ -42,86 +61,44 @@ paper's default and documents it):
   optimizer's `weight_decay`) still applies on a skipped step, see
   `optimizer_state.GradientTap`.
 
-Monitoring state (variables updated in graph at every update, written to
-TensorBoard by `tfs.callbacks.MaskUpdateSummaries`): `num_updates`,
-`last_step`, `rate`, per layer `density`, `dropped`, `grown`, `regrown`,
-`share`, `layer_rate`; `churn` (fraction of active weights that are new
-after the update), `itop` (in-time over-parameterisation: fraction of all
-masked weights ever active), `nonzeros`.
-
 Example (a new algorithm is a small subclass):
 
     class GrowByMagnitudeOfMomentum(PruneGrow):
         name = "my_alg"
+        needs_momentum = True
         def grow_score(self, ctx, i):
             return tf.abs(ctx.momentum(i))
+
+    alg = GrowByMagnitudeOfMomentum(
+        cadence=tfs.schedules.UpdateSchedule(every=100, total_steps=T),
+        drop_fraction=0.3, regrow_dropped="keep")
 """
 
-import math
 import numbers
 
 import tensorflow as tf
 
-from tf_sparse import schedules
+from tf_sparse import topk
 from tf_sparse.algorithms import base
+from tf_sparse.algorithms import checks
+from tf_sparse.algorithms import monitoring
 from tf_sparse.algorithms import optimizer_state
-from tf_sparse.algorithms import selection
+from tf_sparse.algorithms import update_schedules
 
 REGROW = ("never", "keep", "reinit")
 GROW_INIT = ("zeros", "random_normal")
 SLOT_POLICIES = ("keep", "zero")
 ROUNDING = ("ceil", "floor")
+GRADIENT_SOURCES = ("optimizer", "tape")
 
 
-def check_choice(owner, what, value, accepted):
-    if value not in accepted:
-        raise ValueError(
-            f"{owner}: unknown {what} {value!r}; accepted: "
-            f"{', '.join(map(str, accepted))}.")
-    return value
-
-
-def check_rate(owner, what, value):
-    """A rate in (0, 1), as a float."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(float(value))
-            or not 0.0 < float(value) < 1.0):
-        raise ValueError(
-            f"{owner}: {what}={value!r} is not accepted: it must be a number "
-            "in (0, 1) (the fraction of each layer's active weights replaced "
-            "per update).")
-    return float(value)
-
-
-def rate_at(schedule, step):
-    """`schedule(step)` as a float64 tensor.
-
-    The decays of `tf_sparse.schedules` compute tensors in float32; a rate
-    of 0.8 would become 0.800000012 and `ceil(0.8 * 10)` would give 9. For
-    `ConstantDecay`, `CosineDecay` and `LinearDecay` the same formula is
-    evaluated here in float64, as the Python path of the schedule (and the
-    reference, in Python floats) does; other callables are cast.
-    """
-    step = tf.cast(step, tf.float64)
-    if isinstance(schedule, schedules.ConstantDecay):
-        return tf.constant(float(schedule.value), tf.float64)
-    if isinstance(schedule, (schedules.CosineDecay, schedules.LinearDecay)):
-        begin = float(schedule.begin_step)
-        end = float(schedule.end_step)
-        progress = tf.clip_by_value((step - begin) / (end - begin), 0.0, 1.0)
-        if isinstance(schedule, schedules.CosineDecay):
-            shape = 0.5 * (1.0 + tf.cos(math.pi * progress))
-        else:
-            shape = 1.0 - progress
-        return schedule.final + (schedule.initial - schedule.final) * shape
-    return tf.cast(schedule(tf.cast(step, tf.int64)), tf.float64)
-
-
-def rate_schedule(owner, value):
-    """A float becomes a constant schedule; a callable is used as it is."""
-    if callable(value):
-        return value
-    return schedules.ConstantDecay(check_rate(owner, "drop fraction", value))
+def config_keys(*same, **renamed):
+    """`CONFIG_KEYS` of a prune-and-grow algorithm: config key
+    (`config.algorithm_params.<key>`) -> constructor argument, for the
+    options every one takes, the keys `same` and the pairs `renamed`."""
+    options = ("regrow_dropped", "grow_init", "grown_slots", "dropped_slots",
+               "skip_gradient_step")
+    return {**{key: key for key in options + same}, **renamed}
 
 
 class UpdateContext:
@@ -137,7 +114,8 @@ class UpdateContext:
         self.algorithm = algorithm
         self.step = tf.cast(tf.convert_to_tensor(step), tf.int64)
         self.data = data
-        self.rate = rate_at(algorithm.drop_fraction, self.step)  # float64
+        self.rate = update_schedules.rate_at(algorithm.drop_fraction,
+                                             self.step)  # float64
         self.active = []
         self.values = []
         for mw in algorithm.weights:
@@ -173,21 +151,11 @@ class UpdateContext:
             [self.algorithm.weights[i].size], seed=seed)
 
 
-class _State(tf.Module):
-    """The algorithm's variables, one trackable for checkpoints."""
-
-
-# One row of `_State.history`: these scalars, then one block of L values
-# per per-layer statistic.
-_SCALARS = ("step", "rate", "churn", "itop", "nonzeros", "dropped", "grown",
-            "regrown")
-_PER_LAYER = ("density", "dropped", "grown", "regrown", "share", "rate")
-
-
 class PruneGrow(base.MaskAlgorithm):
     """Drop the lowest `drop_score`, grow the highest `grow_score`.
 
-    Subclasses override `drop_score`, `grow_score` and/or `layer_counts`.
+    Subclasses override `drop_score`, `grow_score` and/or `layer_counts`,
+    and set `needs_momentum` / `needs_gradient` when they read those.
 
     Args:
       cadence: when to update, an object with `should_update(step)` (e.g.
@@ -195,25 +163,33 @@ class PruneGrow(base.MaskAlgorithm):
       drop_fraction: float in (0, 1) or a schedule of the step (e.g.
         `CosineDecay(0.5, 0.005, total_steps=T)`).
       drop_rounding: "ceil" or "floor" of `rate * n_l`.
-      regrow_dropped, grow_init, grown_slots, dropped_slots: see the module
-        docstring.
+      regrow_dropped, grow_init, grown_slots, dropped_slots,
+        skip_gradient_step: see the module docstring.
       seed: seeds the stateless RNGs (random growth, random grow init).
-      selection: "radix" or "sort" (same masks; radix is faster).
+      selection_method: "radix" or "sort" (same masks; radix is faster).
       jit_selection: compile the selection with XLA (same masks).
-      skip_gradient_step: do not apply the optimizer step of an update
-        iteration (see the module docstring).
+
+    Where signals come from (see the module docstring) is set by a subclass
+    before it calls `__init__`: `momentum_source` ("auto", "optimizer" or
+    "ema"), `ema_beta` (decay of the gradient EMA when it is used) and
+    `gradient_source` ("optimizer" or "tape"). A subclass takes its paper's
+    arguments and passes the options above on (`**options`).
     """
 
     name = "prune_grow"
     # Updates kept for `update_history` (monitoring across executions of
     # several steps); more updates than this within one execution are lost.
     HISTORY = 64
-    # Subclasses set these (before attach) when they read the optimizer.
+    # Subclasses set these (before __init__) when they read the optimizer.
     needs_momentum = False
     needs_gradient = False
     momentum_source = "auto"
     gradient_source = "optimizer"
     ema_beta = 0.9
+    # Config key (`config.algorithm_params.<key>`) -> constructor argument.
+    CONFIG_KEYS = {}
+    # Whether the constructor takes steps_per_epoch (every-epoch cadence).
+    EPOCH_CADENCE = False
 
     def __init__(self, *, cadence, drop_fraction, drop_rounding="ceil",
                  regrow_dropped="never", grow_init="zeros",
@@ -231,31 +207,31 @@ class PruneGrow(base.MaskAlgorithm):
                 f"{owner}: cadence must have should_update(step) (e.g. "
                 f"tfs.schedules.UpdateSchedule), got {cadence!r}.")
         self.cadence = cadence
-        self.drop_fraction = rate_schedule(owner, drop_fraction)
-        self.drop_rounding = check_choice(owner, "drop_rounding",
-                                          drop_rounding, ROUNDING)
-        self.regrow_dropped = check_choice(owner, "regrow_dropped",
-                                           regrow_dropped, REGROW)
-        self.grow_init = check_choice(owner, "grow_init", grow_init,
-                                      GROW_INIT)
-        self.grown_slots = check_choice(owner, "grown_slots", grown_slots,
-                                        SLOT_POLICIES)
-        self.dropped_slots = check_choice(owner, "dropped_slots",
-                                          dropped_slots, SLOT_POLICIES)
+        self.drop_fraction = update_schedules.rate_schedule(owner,
+                                                            drop_fraction)
+
+        def choice(what, value, accepted):
+            return checks.check_choice(owner, what, value, accepted)
+
+        self.drop_rounding = choice("drop_rounding", drop_rounding, ROUNDING)
+        self.regrow_dropped = choice("regrow_dropped", regrow_dropped, REGROW)
+        self.grow_init = choice("grow_init", grow_init, GROW_INIT)
+        self.grown_slots = choice("grown_slots", grown_slots, SLOT_POLICIES)
+        self.dropped_slots = choice("dropped_slots", dropped_slots,
+                                    SLOT_POLICIES)
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"{owner}: seed must be an int, got {seed!r}.")
         self.seed = int(seed)
-        self.selection_method = check_choice(
-            owner, "selection_method", selection_method, selection.METHODS)
+        self.selection_method = choice("selection_method", selection_method,
+                                       topk.METHODS)
         self.jit_selection = bool(jit_selection)
+        choice("momentum_source", self.momentum_source,
+               optimizer_state.MOMENTUM_SOURCES)
+        choice("gradient_source", self.gradient_source, GRADIENT_SOURCES)
+        self.ema_beta = checks.check_rate(owner, "ema_beta", self.ema_beta)
         self.tap = None
         self.state = None
-        self._momentum_from = None
-
-    # Config key (`config.algorithm_params.<key>`) -> constructor argument.
-    CONFIG_KEYS = {}
-    # Whether the constructor takes steps_per_epoch (every-epoch cadence).
-    EPOCH_CADENCE = False
+        self.momentum_from = None
 
     @classmethod
     def from_params(cls, params, *, steps_per_epoch, total_steps, seed=0):
@@ -291,73 +267,23 @@ class PruneGrow(base.MaskAlgorithm):
         optimizer = getattr(model, "optimizer", None)
         self._check_optimizer(optimizer)
         self.tap = self._make_tap(optimizer)
-        n_layers = len(self.weights)
-        state = _State()
-        state.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                        name="num_updates")
-        state.last_step = tf.Variable(-1, dtype=tf.int64, trainable=False,
-                                      name="last_step")
-        state.rate = tf.Variable(0.0, trainable=False, name="rate")
-        state.churn = tf.Variable(0.0, trainable=False, name="churn")
-        state.nonzeros = tf.Variable(
-            sum(mw.nonzeros() for mw in self.weights), dtype=tf.int64,
-            trainable=False, name="nonzeros")
-        state.density = tf.Variable(
-            [mw.density() for mw in self.weights], dtype=tf.float32,
-            trainable=False, name="density")
-        for name in ("dropped", "grown", "regrown"):
-            setattr(state, name, tf.Variable(
-                tf.zeros([n_layers], tf.int64), trainable=False, name=name))
-        state.share = tf.Variable(tf.zeros([n_layers]), trainable=False,
-                                  name="share")
-        state.layer_rate = tf.Variable(tf.zeros([n_layers]), trainable=False,
-                                       name="layer_rate")
-        state.ever_active = [
-            tf.Variable(tf.convert_to_tensor(mw.mask) > 0, trainable=False,
-                        name=f"ever_active_{i}")
-            for i, mw in enumerate(self.weights)]
-        state.itop = tf.Variable(self._itop_value(state.ever_active),
-                                 trainable=False, name="itop")
-        # The last HISTORY updates, one row each (see `update_history`), so
-        # that a callback running once per execution of several steps sees
-        # every update of it.
-        state.history = tf.Variable(
-            tf.zeros([self.HISTORY, len(_SCALARS) + len(_PER_LAYER) * n_layers],
-                     tf.float64), trainable=False, name="history")
+        self.state = monitoring.UpdateState(self.weights, self.HISTORY)
         if self.tap is not None:
-            state.tap = self.tap.variables()
-        self.state = state
-
-    def _itop_value(self, ever_active):
-        total = sum(mw.size for mw in self.weights)
-        ever = tf.add_n([tf.reduce_sum(tf.cast(e, tf.float64))
-                         for e in ever_active])
-        return tf.cast(ever / total, tf.float32)
+            self.state.tap = self.tap.variables()
 
     def _check_optimizer(self, optimizer):
-        """Resolves the momentum and gradient sources; raises if the
-        optimizer cannot give what the algorithm needs."""
+        """Resolves `momentum_from` ("optimizer", "ema" or None); raises if
+        the optimizer cannot give what the algorithm needs."""
         owner = type(self).__name__
         if ((self.needs_momentum or self.needs_gradient
              or self.skip_gradient_step) and optimizer is None):
             raise ValueError(
                 f"{owner} reads the optimizer: compile the model before "
                 "attaching the algorithm.")
-        self._momentum_from = None
+        self.momentum_from = None
         if self.needs_momentum:
-            kind = optimizer_state.momentum_kind(optimizer)
-            if self.momentum_source == "optimizer" and kind is None:
-                raise ValueError(
-                    f"{owner}(momentum_source='optimizer') cannot read "
-                    f"momentum from {optimizer_state.describe(optimizer)}; "
-                    "readable: SGD with momentum > 0, Adam, AdamW, Nadam. "
-                    "Pass momentum_source='ema' (or 'auto') to let tf-sparse "
-                    "keep an exponential moving average of the gradients "
-                    "instead.")
-            if self.momentum_source == "ema" or kind is None:
-                self._momentum_from = "ema"
-            else:
-                self._momentum_from = "optimizer"
+            self.momentum_from = optimizer_state.resolve_momentum_source(
+                optimizer, self.momentum_source, owner)
         if self.needs_gradient and self.gradient_source == "tape":
             strategy = self.model.distribute_strategy
             if strategy.num_replicas_in_sync > 1:
@@ -372,7 +298,7 @@ class PruneGrow(base.MaskAlgorithm):
 
     def _make_tap(self, optimizer):
         """A `GradientTap` if the algorithm needs one, else None."""
-        ema = self._momentum_from == "ema"
+        ema = self.momentum_from == "ema"
         capture = self.needs_gradient and self.gradient_source == "optimizer"
         skip = self.skip_gradient_step
         if not (ema or capture or skip):
@@ -402,10 +328,10 @@ class PruneGrow(base.MaskAlgorithm):
     def read_momentum(self, i):
         """The momentum signal of layer i: the optimizer's momentum (see
         `optimizer_state.momentum`) or the gradient EMA the tap keeps."""
-        if self._momentum_from == "optimizer":
+        if self.momentum_from == "optimizer":
             return optimizer_state.momentum(self.model.optimizer,
                                             self.weights[i].variable)
-        if self._momentum_from == "ema":
+        if self.momentum_from == "ema":
             return tf.convert_to_tensor(self.tap.ema[i])
         raise ValueError(f"{type(self).__name__} does not read momentum.")
 
@@ -433,7 +359,7 @@ class PruneGrow(base.MaskAlgorithm):
                 tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
 
     # ------------------------------------------------------------------
-    # The three decisions
+    # The decisions
     # ------------------------------------------------------------------
 
     def drop_score(self, ctx, i):
@@ -449,9 +375,8 @@ class PruneGrow(base.MaskAlgorithm):
         `drop_rounding`; `rates` overrides the global rate per layer."""
         rate = ctx.rate if rates is None else rates
         raw = rate * ctx.n
-        counts = tf.math.ceil(raw) if self.drop_rounding == "ceil" else (
-            tf.math.floor(raw))
-        return counts
+        return (tf.math.ceil(raw) if self.drop_rounding == "ceil"
+                else tf.math.floor(raw))
 
     def layer_counts(self, ctx):
         """(drop counts, grow counts, shares, per-layer rates), float64 [L].
@@ -473,7 +398,72 @@ class PruneGrow(base.MaskAlgorithm):
     # The update
     # ------------------------------------------------------------------
 
-    def _grow_values(self, ctx, i, new_weights):
+    def update(self, step, data):
+        ctx = UpdateContext(self, step, data)
+        drop, grow, share, rates = self.layer_counts(ctx)
+        drop = tf.cast(drop, tf.int32)
+        grow = tf.cast(grow, tf.int32)
+        counts = {"active": [], "dropped": [], "grown": [], "regrown": [],
+                  "net_new": []}
+        for i in range(len(self.weights)):
+            sets = self._update_layer(ctx, i, drop[i], grow[i])
+            for key, positions in sets.items():
+                counts[key].append(
+                    tf.reduce_sum(tf.cast(positions, tf.int64)))
+        before = tf.cast(tf.reduce_sum(ctx.n), tf.int64)
+        check = tf.debugging.assert_equal(
+            tf.add_n(counts["active"]), before,
+            message=f"{type(self).__name__}: total nonzeros changed in a "
+                    "mask update")
+        with tf.control_dependencies([check]):
+            self.state.record(step=ctx.step, rate=ctx.rate, sizes=ctx.sizes,
+                              before=before, share=share, layer_rates=rates,
+                              **counts)
+
+    def _update_layer(self, ctx, i, n_drop, n_grow):
+        """Drops and grows in layer `i`, writes its mask, grown values and
+        slots; returns the flat position sets the update counts."""
+        select = dict(method=self.selection_method, jit=self.jit_selection)
+        active = ctx.active[i]
+        dropped = topk.select_bottom(self.drop_score(ctx, i), active, n_drop,
+                                     **select)
+        kept = tf.logical_and(active, tf.logical_not(dropped))
+        candidates = tf.logical_not(
+            active if self.regrow_dropped == "never" else kept)
+        grown = topk.select_top(self.grow_score(ctx, i), candidates, n_grow,
+                                **select)
+        new_active = tf.logical_or(kept, grown)
+        net_new = tf.logical_and(grown, tf.logical_not(active))
+        self._write_layer(ctx, i, new_active, dropped, grown, net_new)
+        return {"active": new_active, "dropped": dropped, "grown": grown,
+                "regrown": tf.logical_and(grown, dropped),
+                "net_new": net_new}
+
+    def _write_layer(self, ctx, i, new_active, dropped, grown, net_new):
+        mw = self.weights[i]
+        treated_new = grown if self.regrow_dropped == "reinit" else net_new
+        # Values of new weights (already 0 unless regrown or not zeros).
+        if self.grow_init != "zeros" or self.regrow_dropped == "reinit":
+            mw.variable.assign(tf.reshape(
+                tf.where(treated_new, self._grow_values(ctx, i),
+                         ctx.values[i]), mw.shape))
+        reset = None
+        if self.grown_slots == "zero":
+            reset = treated_new
+        if self.dropped_slots == "zero":
+            net_dropped = tf.logical_and(dropped, tf.logical_not(grown))
+            reset = net_dropped if reset is None else tf.logical_or(
+                reset, net_dropped)
+        optimizer = getattr(self.model, "optimizer", None)
+        if reset is not None and optimizer is not None:
+            optimizer_state.zero_slots(optimizer, mw.variable, reset)
+        mw.mask.assign(tf.reshape(tf.cast(new_active, mw.mask.dtype),
+                                  mw.shape))
+        self.state.mark_active(i, tf.reshape(new_active, mw.shape))
+
+    def _grow_values(self, ctx, i):
+        """`grow_init="random_normal"`: normal noise with the standard
+        deviation of the layer's active weights."""
         if self.grow_init == "zeros":
             return tf.zeros_like(ctx.values[i])
         active = ctx.active[i]
@@ -486,184 +476,27 @@ class PruneGrow(base.MaskAlgorithm):
             tf.constant([self.seed, i], tf.int64), ctx.step * 4 + 3)
         noise = tf.random.stateless_normal(tf.shape(values), seed=seed,
                                            dtype=values.dtype)
-        del new_weights
         return noise * tf.sqrt(var)
-
-    def update(self, step, data):
-        ctx = UpdateContext(self, step, data)
-        drop, grow, share, rates = self.layer_counts(ctx)
-        drop_i = tf.cast(drop, tf.int32)
-        grow_i = tf.cast(grow, tf.int32)
-        optimizer = getattr(self.model, "optimizer", None)
-        dropped_counts, grown_counts, regrown_counts = [], [], []
-        new_total = []
-        net_new_total = []
-        state = self.state
-        for i, mw in enumerate(self.weights):
-            active = ctx.active[i]
-            dropped = selection.select_bottom(
-                self.drop_score(ctx, i), active, drop_i[i],
-                self.selection_method, self.jit_selection)
-            kept = tf.logical_and(active, tf.logical_not(dropped))
-            if self.regrow_dropped == "never":
-                candidates = tf.logical_not(active)
-            else:
-                candidates = tf.logical_not(kept)
-            grown = selection.select_top(
-                self.grow_score(ctx, i), candidates, grow_i[i],
-                self.selection_method, self.jit_selection)
-            new_active = tf.logical_or(kept, grown)
-            regrown = tf.logical_and(grown, dropped)
-            net_new = tf.logical_and(grown, tf.logical_not(active))
-            if self.regrow_dropped == "reinit":
-                treated_new = grown
-            else:
-                treated_new = net_new
-            net_dropped = tf.logical_and(dropped, tf.logical_not(grown))
-            shape = mw.shape
-            # Values of new weights (already 0 unless regrown or not zeros).
-            if self.grow_init != "zeros" or self.regrow_dropped == "reinit":
-                init = self._grow_values(ctx, i, None)
-                mw.variable.assign(tf.reshape(
-                    tf.where(treated_new, init, ctx.values[i]), shape))
-            # Optimizer slots.
-            reset = None
-            if self.grown_slots == "zero":
-                reset = treated_new
-            if self.dropped_slots == "zero":
-                reset = net_dropped if reset is None else tf.logical_or(
-                    reset, net_dropped)
-            if reset is not None and optimizer is not None:
-                for slot in optimizer_state.slot_variables(optimizer,
-                                                           mw.variable):
-                    flat = tf.reshape(tf.convert_to_tensor(slot), [-1])
-                    slot.assign(tf.reshape(
-                        tf.where(reset, tf.zeros_like(flat), flat), shape))
-            mw.mask.assign(tf.reshape(tf.cast(new_active, mw.mask.dtype),
-                                      shape))
-            if state is not None:
-                ever = state.ever_active[i]
-                ever.assign(tf.logical_or(ever, tf.reshape(new_active, shape)))
-            count = lambda b: tf.reduce_sum(tf.cast(b, tf.int64))  # noqa: E731
-            dropped_counts.append(count(dropped))
-            grown_counts.append(count(grown))
-            regrown_counts.append(count(regrown))
-            new_total.append(count(new_active))
-            net_new_total.append(count(net_new))
-        before = tf.cast(tf.reduce_sum(ctx.n), tf.int64)
-        after = tf.add_n(new_total)
-        check = tf.debugging.assert_equal(
-            after, before,
-            message=f"{type(self).__name__}: total nonzeros changed in a "
-                    "mask update")
-        if state is None:
-            return
-        with tf.control_dependencies([check]):
-            state.nonzeros.assign(after)
-        state.num_updates.assign_add(1)
-        state.last_step.assign(ctx.step)
-        state.rate.assign(tf.cast(ctx.rate, tf.float32))
-        state.density.assign(tf.cast(
-            tf.cast(tf.stack(new_total), tf.float64) / ctx.sizes, tf.float32))
-        state.dropped.assign(tf.stack(dropped_counts))
-        state.grown.assign(tf.stack(grown_counts))
-        state.regrown.assign(tf.stack(regrown_counts))
-        state.share.assign(tf.cast(share, tf.float32))
-        state.layer_rate.assign(tf.cast(rates, tf.float32))
-        state.churn.assign(tf.cast(
-            tf.cast(tf.add_n(net_new_total), tf.float64)
-            / tf.maximum(tf.cast(before, tf.float64), 1.0), tf.float32))
-        state.itop.assign(self._itop_value(state.ever_active))
-        as64 = lambda x: tf.reshape(tf.cast(x, tf.float64), [-1])  # noqa: E731
-        row = tf.concat(
-            [as64(tf.stack([tf.cast(ctx.step, tf.float64),
-                            tf.cast(state.rate, tf.float64),
-                            tf.cast(state.churn, tf.float64),
-                            tf.cast(state.itop, tf.float64),
-                            tf.cast(after, tf.float64),
-                            tf.cast(tf.add_n(dropped_counts), tf.float64),
-                            tf.cast(tf.add_n(grown_counts), tf.float64),
-                            tf.cast(tf.add_n(regrown_counts), tf.float64)])),
-             as64(state.density), as64(state.dropped), as64(state.grown),
-             as64(state.regrown), as64(state.share), as64(state.layer_rate)],
-            0)
-        slot = tf.math.floormod(state.num_updates - 1, self.HISTORY)
-        state.history.assign(tf.tensor_scatter_nd_update(
-            state.history, [[slot]], [row]))
 
     # ------------------------------------------------------------------
     # Reporting
     # ------------------------------------------------------------------
 
     def summary_values(self):
-        """The last update's monitoring values as Python numbers.
-
-        Returns a dict with scalars (`rate`, `churn`, `itop`, `nonzeros`,
-        `num_updates`, `step`, totals of dropped/grown/regrown) and
-        `layers`: {weight path: {density, dropped, grown, regrown, share,
-        rate}}.
-        """
-        s = self.state
-        if s is None:
-            return {}
-        per_layer = {}
-        arrays = {name: getattr(s, name).numpy()
-                  for name in ("density", "dropped", "grown", "regrown",
-                               "share", "layer_rate")}
-        for i, mw in enumerate(self.weights):
-            per_layer[mw.path] = {
-                "density": float(arrays["density"][i]),
-                "dropped": int(arrays["dropped"][i]),
-                "grown": int(arrays["grown"][i]),
-                "regrown": int(arrays["regrown"][i]),
-                "share": float(arrays["share"][i]),
-                "rate": float(arrays["layer_rate"][i]),
-            }
-        return {
-            "num_updates": int(s.num_updates.numpy()),
-            "step": int(s.last_step.numpy()),
-            "rate": float(s.rate.numpy()),
-            "churn": float(s.churn.numpy()),
-            "itop": float(s.itop.numpy()),
-            "nonzeros": int(s.nonzeros.numpy()),
-            "dropped": int(arrays["dropped"].sum()),
-            "grown": int(arrays["grown"].sum()),
-            "regrown": int(arrays["regrown"].sum()),
-            "layers": per_layer,
-        }
+        """The last update's monitoring values as Python numbers (see
+        `monitoring.UpdateState.summary_values`)."""
+        return self.state.summary_values(self.weights) if self.state else {}
 
     def update_history(self, since=0):
-        """Monitoring values of the updates numbered `since + 1` .. now.
-
-        A list of dicts like `summary_values()` (without `num_updates`, with
-        the update's number as `update`), oldest first; at most the last
-        `HISTORY` updates are kept.
+        """Monitoring values of the updates numbered `since + 1` .. now,
+        oldest first; at most the last `HISTORY` updates are kept.
 
         >>> alg.update_history(since=3)     # doctest: +SKIP
         [{'update': 4, 'step': 400, 'rate': 0.29, ..., 'layers': {...}}]
         """
-        s = self.state
-        if s is None:
+        if self.state is None:
             return []
-        now = int(s.num_updates.numpy())
-        rows = s.history.numpy()
-        n_scalars, n_layers = len(_SCALARS), len(self.weights)
-        out = []
-        for number in range(max(since, now - self.HISTORY) + 1, now + 1):
-            row = rows[(number - 1) % self.HISTORY]
-            values = {"update": number}
-            for j, key in enumerate(_SCALARS):
-                values[key] = float(row[j])
-            for key in ("step", "nonzeros", "dropped", "grown", "regrown"):
-                values[key] = int(values[key])
-            blocks = row[n_scalars:].reshape(len(_PER_LAYER), n_layers)
-            values["layers"] = {
-                mw.path: {key: (int(blocks[k, i]) if key in (
-                    "dropped", "grown", "regrown") else float(blocks[k, i]))
-                          for k, key in enumerate(_PER_LAYER)}
-                for i, mw in enumerate(self.weights)}
-            out.append(values)
-        return out
+        return self.state.update_history(self.weights, since)
 
     def get_config(self):
         return {"name": self.name, "drop_rounding": self.drop_rounding,
@@ -671,4 +504,3 @@ class PruneGrow(base.MaskAlgorithm):
                 "grow_init": self.grow_init, "grown_slots": self.grown_slots,
                 "dropped_slots": self.dropped_slots, "seed": self.seed,
                 "skip_gradient_step": self.skip_gradient_step}
-

@@ -3,31 +3,19 @@
 Every `every` steps (paper: dT = 100) up to `end` (paper: 75% of training),
 each layer drops the `floor(f * n_l)` active weights of smallest |w| and
 grows the same number of inactive weights with the largest |dense
-gradient|, in place (per-layer densities never change; use
-`distribution="erk"` in `sparsify` for the paper's ERK layouts). The drop
-fraction `f` starts at 0.3 and decays by cosine to 0 at `end`
-(`tfs.schedules.rigl_cosine_drop_fraction`).
+gradient|, in place (use `distribution="erk"` in `sparsify` for the paper's
+ERK layouts). `f` starts at 0.3 and decays by cosine to 0 at `end`.
 
 Semantics, following google-research/rigl (`sparse_optimizers_base.py`,
-read for its behaviour, and the paper's Algorithm 1):
-* grown weights start at 0 and their optimizer slots are set to 0;
-* grow candidates include weights dropped in the same update; such a weight
-  keeps its value and slots (`reinit_when_same=False`): `regrow_dropped=
-  "keep"`;
-* the drop count is truncated, `int(n * f)`, as rigl does;
-* the gradient is the dense gradient of the batch of the update step, at
-  the weights before that step, all-reduced across replicas: read from the
-  optimizer (`gradient_source="optimizer"`, see
-  `optimizer_state.GradientTap`); `gradient_source="tape"` recomputes it on
-  the same batch after the step (single replica only);
-* the optimizer step of an update iteration is skipped
-  (`skip_gradient_step=True`): the paper's Algorithm 1 either updates the
-  mask or takes a gradient step, and rigl TF1 and jaxpruner do the same
-  (rigl_tf2 applies it: `skip_gradient_step=False`). Keras's step counter
-  still advances on that iteration (rigl TF1 does not advance its global
-  step), so every `every` steps one batch is used only for the grow score;
-* no noise is added to drop scores (rigl adds N(0, 1e-5)); ties go to the
-  lower index.
+read for its behaviour, and the paper's Algorithm 1): grown weights start
+at 0 with zeroed slots; a weight dropped and regrown in the same update
+keeps its value and slots (`reinit_when_same=False`); the drop count is
+`int(n * f)`; the gradient is the all-reduced dense gradient of the update
+step's batch at the weights before that step; that step's optimizer update
+is skipped (`skip_gradient_step=True`, as Algorithm 1, rigl TF1 and
+jaxpruner; rigl_tf2 applies it), though Keras's step counter still
+advances, so every `every` steps one batch is used only for the grow score;
+no noise is added to drop scores (rigl adds N(0, 1e-5)).
 
 Example:
 
@@ -39,6 +27,7 @@ import tensorflow as tf
 
 from tf_sparse import schedules
 from tf_sparse.algorithms import prune_grow
+from tf_sparse.algorithms import update_schedules
 
 DECAYS = ("cosine", "constant")
 
@@ -53,59 +42,39 @@ class RigL(prune_grow.PruneGrow):
       every: update every this many steps (paper 100).
       begin, end: update window, int steps or fractions of training
         (paper 0 and 0.75); updates at `begin <= step <= end`.
-      regrow_dropped, grow_init, grown_slots, dropped_slots, seed,
-        selection_method, jit_selection: see `PruneGrow`.
       gradient_source: "optimizer" (default) or "tape".
-      skip_gradient_step: skip the optimizer step of update iterations
-        (default True, the paper).
+      regrow_dropped ("keep"), grown_slots ("zero"), skip_gradient_step
+        (True), **options (grow_init, dropped_slots, seed,
+        selection_method, jit_selection): see `PruneGrow`.
     """
 
     name = "rigl"
     needs_gradient = True
-    CONFIG_KEYS = {
-        "drop_fraction": "drop_fraction", "decay": "decay",
-        "update_every": "every", "update_begin": "begin",
-        "update_end": "end",
-        "regrow_dropped": "regrow_dropped", "grow_init": "grow_init",
-        "grown_slots": "grown_slots", "dropped_slots": "dropped_slots",
-        "skip_gradient_step": "skip_gradient_step",
-        "gradient_source": "gradient_source",
-    }
+    CONFIG_KEYS = prune_grow.config_keys(
+        "drop_fraction", "decay", "gradient_source", update_every="every",
+        update_begin="begin", update_end="end")
 
     def __init__(self, *, total_steps, drop_fraction=0.3, decay="cosine",
-                 every=100, begin=0, end=0.75, regrow_dropped="keep",
-                 grow_init="zeros", grown_slots="zero", dropped_slots="keep",
-                 gradient_source="optimizer", seed=0,
-                 selection_method="radix", jit_selection=True,
-                 skip_gradient_step=True):
+                 every=100, begin=0, end=0.75, gradient_source="optimizer",
+                 regrow_dropped="keep", grown_slots="zero",
+                 skip_gradient_step=True, **options):
         owner = type(self).__name__
-        prune_grow.check_choice(owner, "decay", decay, DECAYS)
-        self.gradient_source = prune_grow.check_choice(
-            owner, "gradient_source", gradient_source, ("optimizer", "tape"))
-        initial = prune_grow.check_rate(owner, "drop_fraction", drop_fraction)
-        try:
+        with update_schedules.errors_named(owner):
             cadence = schedules.UpdateSchedule(
                 every=every, begin=begin, end=end, skip_last=False,
                 total_steps=total_steps)
-            if decay == "cosine":
-                rate = schedules.CosineDecay(initial, 0.0, begin, end,
-                                             total_steps=total_steps)
-            else:
-                rate = schedules.ConstantDecay(initial)
-        except ValueError as error:
-            raise ValueError(f"{owner}: {error}") from error
-        self.decay = decay
+        self.gradient_source, self.decay = gradient_source, decay
         super().__init__(
-            cadence=cadence, drop_fraction=rate, drop_rounding="floor",
-            regrow_dropped=regrow_dropped, grow_init=grow_init,
-            grown_slots=grown_slots, dropped_slots=dropped_slots, seed=seed,
-            selection_method=selection_method, jit_selection=jit_selection,
-            skip_gradient_step=skip_gradient_step)
+            cadence=cadence, drop_fraction=update_schedules.make_decay(
+                owner, decay, drop_fraction, 0.0, total_steps,
+                what="drop_fraction", begin=begin, end=end, accepted=DECAYS),
+            drop_rounding="floor", regrow_dropped=regrow_dropped,
+            grown_slots=grown_slots, skip_gradient_step=skip_gradient_step,
+            **options)
 
     def grow_score(self, ctx, i):
         return tf.abs(ctx.gradient(i))
 
     def get_config(self):
-        config = super().get_config()
-        config.update(decay=self.decay, gradient_source=self.gradient_source)
-        return config
+        return {**super().get_config(), "decay": self.decay,
+                "gradient_source": self.gradient_source}

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sparse import sparsification
+from tf_sparse import topk
 from tf_sparse.algorithms import static
 
 
@@ -89,9 +90,7 @@ def snip_masks(model, data, loss, sparsity, *, keep_dense=()):
     chosen = [i for i, t in enumerate(targets) if counts[t.path] is not None]
     budget = sum(counts[targets[i].path] for i in chosen)
     flat = np.concatenate([scores[i].reshape(-1) for i in chosen])
-    order = np.argsort(-flat.astype(np.float64), kind="stable")
-    keep = np.zeros(flat.shape, np.float32)
-    keep[order[:budget]] = 1.0
+    keep = topk.numpy_select_top(flat, budget).astype(np.float32)
     masks = {}
     offset = 0
     for i in chosen:

@@ -38,6 +38,8 @@ import numbers
 
 import numpy as np
 
+from tf_sparse import topk
+
 STRATEGIES = ("global", "layerwise")
 
 
@@ -267,8 +269,9 @@ def prune(weights, masks, pools):
         mags = np.concatenate(mags)
         where = np.concatenate(where)
         n = prune_count(len(mags), pool.rate)
-        # Stable sort: equal magnitudes keep (pool order, flat index) order.
-        drop = where[np.argsort(mags, kind="stable")[:n]]
+        # The n smallest; equal magnitudes go in (pool order, flat index)
+        # order.
+        drop = where[topk.numpy_select_bottom(mags, n)]
         for i, path in enumerate(pool.paths):
             flat = new[path].reshape(-1)
             flat[drop[drop[:, 0] == i, 1]] = 0.0

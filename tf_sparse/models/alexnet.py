@@ -14,7 +14,7 @@ Example:
 
 import keras
 
-from tf_sparse.models import _layers as L
+from tf_sparse.models import layers as L
 
 # (filters, kernel, stride, padding) of the five convolutions.
 _CONVS = ((96, 11, 2, 2), (256, 5, 2, 2), (384, 3, 2, 1), (384, 3, 2, 1),

@@ -14,7 +14,7 @@ Example:
 
 import keras
 
-from tf_sparse.models import _layers as L
+from tf_sparse.models import layers as L
 
 
 def lenet300_100(num_classes=10, input_shape=(28, 28, 1),

@@ -25,7 +25,7 @@ Example:
 
 import keras
 
-from tf_sparse.models import _layers as L
+from tf_sparse.models import layers as L
 
 #: fnmatch patterns (against layer paths) of each layer type.
 LAYER_TYPES = {
@@ -143,7 +143,17 @@ def encoder_block(x, *, dim, heads, mlp_dim, dropout=0.0, index=0,
     return keras.layers.Add(name=f"{p}_add2")([x, h])
 
 
-def _check(dim, heads, depth):
+def check_encoder_size(dim, heads, depth):
+    """Raises ValueError unless `heads` divides `dim` and `depth` >= 1.
+
+    The encoders' attention uses `key_dim = dim // heads` per head, so the
+    heads together are as wide as the model only when `heads` divides `dim`.
+
+    Example:
+
+        check_encoder_size(dim=128, heads=4, depth=2)   # fine
+        check_encoder_size(dim=100, heads=3, depth=2)   # ValueError
+    """
     if dim % heads:
         raise ValueError(
             f"dim={dim} must be a multiple of heads={heads} (key_dim = "
@@ -168,7 +178,7 @@ def bert_encoder(vocab_size=20000, sequence_length=64, num_classes=2,
         logits = model(np.ones((2, 16), "int32"))   # (2, 2)
     """
     L.check_num_classes(num_classes)
-    _check(dim, heads, depth)
+    check_encoder_size(dim, heads, depth)
     if input_shape is not None:  # the zoo's common keyword: (length,)
         sequence_length = int(tuple(input_shape)[0])
     tokens = keras.Input(shape=(sequence_length,), dtype="int32",

@@ -25,7 +25,7 @@ Example:
 
 import keras
 
-from tf_sparse.models import _layers as L
+from tf_sparse.models import layers as L
 
 # Plans: ints are 3x3 convs, (k, filters) other kernel sizes, "M" max pool.
 _SNIP_PLANS = {

@@ -20,7 +20,7 @@ Example:
 
 import keras
 
-from tf_sparse.models import _layers as L
+from tf_sparse.models import layers as L
 from tf_sparse.models import transformer
 
 
@@ -28,7 +28,7 @@ def vit(num_classes=10, input_shape=(28, 28, 1), patch_size=7, dim=64,
         depth=4, heads=4, mlp_dim=128, dropout=0.0, name="vit"):
     """A ViT-style classifier; see the module doc for the layer names."""
     L.check_num_classes(num_classes)
-    transformer._check(dim, heads, depth)
+    transformer.check_encoder_size(dim, heads, depth)
     height, width = input_shape[0], input_shape[1]
     if height % patch_size or width % patch_size:
         raise ValueError(

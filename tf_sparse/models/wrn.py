@@ -27,7 +27,7 @@ Example:
 
 import keras
 
-from tf_sparse.models import _layers as L
+from tf_sparse.models import layers as L
 
 
 def _conv(x, filters, kernel, stride, name):

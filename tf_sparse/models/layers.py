@@ -17,9 +17,11 @@ distributions) this module provides:
 
 Example:
 
+    from tf_sparse.models import layers as L
+
     x = keras.Input((32, 32, 3))
-    y = conv2d(x, 16, 3, stride=2, padding=1, use_bias=False, name="conv1",
-               kernel_initializer=kaiming_normal("fan_out"))
+    y = L.conv2d(x, 16, 3, stride=2, padding=1, use_bias=False, name="conv1",
+                 kernel_initializer=L.kaiming_normal("fan_out"))
 """
 
 import math
@@ -112,10 +114,18 @@ def batch_norm(x, *, name, gamma_initializer="ones"):
 
 
 def relu(x, *, name):
+    """A named `ReLU` layer applied to `x`."""
     return keras.layers.ReLU(name=name)(x)
 
 
 def check_num_classes(num_classes):
+    """Raises ValueError unless `num_classes` is a positive int (not a bool).
+
+    Example:
+
+        check_num_classes(10)      # fine
+        check_num_classes(0)       # ValueError
+    """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) \
             or num_classes < 1:
         raise ValueError(

@@ -1,30 +1,40 @@
-"""Exact-count selection in graph: "the k best of these n", with k a tensor.
+"""The one exact selection: "the k best of these n", ties to the lower index.
 
-Mask updates need "drop the k lowest-scoring active weights" and "grow the k
-highest-scoring inactive weights" where k is computed in the graph (it
-depends on a decaying rate and on the current counts). `tf.math.top_k` with
-a tensor k is refused by XLA and recompiles per value, so both functions here
-take any int tensor k, work under `jit_compile`, and return a boolean mask
-with exactly `min(k, eligible count)` entries set.
+Every exact-count choice in tf_sparse goes through here: the drop and grow
+sets of prune-and-grow updates, GMP and AC/DC magnitude masks, SNIP, the
+masks `sparsify` draws, and lottery-ticket pruning. One order is used
+everywhere: higher score first, and among equal scores the lower flat index
+first (the order of a stable descending sort), so a selection holds exactly
+`min(k, eligible count)` entries and the same inputs give the same set.
 
-Order and ties are fixed: higher score first, and among equal scores the
-lower flat index first (the order of a stable descending sort). Both
-implementations give the same result bit for bit:
+In graph, `select_top` / `select_bottom` take any int tensor k (computed in
+the graph from a decaying rate and the current counts; `tf.math.top_k` with
+a tensor k is refused by XLA and recompiles per value), work under
+`jit_compile`, and return a flat boolean mask. Two implementations give the
+same result bit for bit:
 
 * `method="radix"` (default): radix select on the 32-bit order-preserving
-  integer image of the float scores: two 16-bit histogram passes find the
-  k-th largest key, then (only when several entries equal it) a cumulative
-  sum breaks ties by index. O(n) and no sort, which matters for the
-  25M-weight models.
+  integer image of the float scores (`order_keys`): two 16-bit histogram
+  passes find the k-th largest key, then (only when several entries equal
+  it) a cumulative sum breaks ties by index. O(n) and no sort, which matters
+  for the 25M-weight models.
 * `method="sort"`: the textbook version, a stable argsort followed by a
   rank scatter (`rank < k`). O(n log n).
+
+On the host, `numpy_select_top` / `numpy_select_bottom` are the NumPy twins
+with the same order and tie rule (float32 scores get the keys of
+`order_keys`; other dtypes are ranked as float64, so float64 scores keep
+their full precision). Both orders put -0.0 just below +0.0 and a NaN with
+a clear sign bit above +inf: deterministic, never an error.
 
 Example:
 
     keep = select_top(scores, eligible=active, k=n_keep)      # bool tensor
     drop = select_bottom(tf.abs(w), eligible=active, k=n_drop)
+    keep = numpy_select_top(np.abs(w), n_keep)                 # bool array
 """
 
+import numpy as np
 import tensorflow as tf
 
 METHODS = ("radix", "sort")
@@ -33,7 +43,7 @@ _SIGN = -2147483648  # int32 with only the sign bit set
 
 
 def order_keys(scores):
-    """Maps float32 scores to int32 keys with the same order.
+    """Maps float32 scores to int32 keys with the same order (in graph).
 
     Negative floats have their magnitude bits flipped so that a larger
     magnitude gives a smaller key; -0.0 sorts just below +0.0 and NaN above
@@ -159,3 +169,57 @@ def select_bottom(scores, eligible, k, method="radix", jit=True):
     """The `k` lowest `scores` among `eligible` (flat), ties to lower index."""
     keys = tf.bitwise.invert(order_keys(tf.reshape(scores, [-1])))
     return select_top_keys(keys, tf.reshape(eligible, [-1]), k, method, jit)
+
+
+def numpy_order_keys(scores):
+    """int64 keys with the order of `scores` (NumPy, flat).
+
+    float32 scores get the keys of `order_keys`; any other dtype is ranked
+    as float64 (exactly, for float16 and float64 and for integers up to
+    2**53).
+    """
+    scores = np.asarray(scores).reshape(-1)
+    if scores.dtype == np.float32:
+        bits = scores.view(np.int32).astype(np.int64)
+        return np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    bits = scores.astype(np.float64).view(np.int64)
+    return np.where(bits < 0, bits ^ 0x7FFFFFFFFFFFFFFF, bits)
+
+
+def _numpy_select_top_keys(keys, k, eligible):
+    if eligible is None:
+        index, candidates = None, keys
+    else:
+        index = np.flatnonzero(np.asarray(eligible).reshape(-1))
+        candidates = keys[index]
+    k = min(max(int(k), 0), candidates.size)
+    take = np.zeros(candidates.size, dtype=bool)
+    if k > 0:
+        at = candidates.size - k
+        kth = np.partition(candidates, at)[at]      # the k-th largest key
+        take = candidates > kth
+        ties = np.flatnonzero(candidates == kth)
+        take[ties[:k - np.count_nonzero(take)]] = True
+    if index is None:
+        return take
+    chosen = np.zeros(keys.size, dtype=bool)
+    chosen[index] = take
+    return chosen
+
+
+def numpy_select_top(scores, k, eligible=None):
+    """The `k` highest `scores` (flat bool array), ties to lower index.
+
+    The NumPy twin of `select_top`: `eligible` (flat bool, default all)
+    limits the candidates and `k` is clipped to their count. Linear time
+    (a partition around the k-th largest key).
+
+    >>> numpy_select_top(np.array([0.5, 0.9, 0.5, 0.1]), 2)
+    array([ True,  True, False, False])
+    """
+    return _numpy_select_top_keys(numpy_order_keys(scores), k, eligible)
+
+
+def numpy_select_bottom(scores, k, eligible=None):
+    """The `k` lowest `scores` (flat bool array), ties to lower index."""
+    return _numpy_select_top_keys(~numpy_order_keys(scores), k, eligible)

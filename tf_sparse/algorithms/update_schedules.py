@@ -1,0 +1,102 @@
+"""When and how much a prune-and-grow algorithm updates.
+
+Builders of the two schedules of `PruneGrow` from constructor arguments (the
+cadence, an `UpdateSchedule`, and the drop rate, a decay), with errors named
+after the algorithm; and `rate_at`, the rate evaluated in float64 so that
+counts such as `ceil(0.8 * 10)` come out exact.
+
+Example:
+
+    cadence = make_cadence("SET", total_steps=T, steps_per_epoch=600)
+    rate = make_decay("SET", "cosine", 0.3, 0.0, T, what="drop_fraction")
+    p = rate_at(rate, step)                        # float64 tensor
+"""
+
+import contextlib
+import math
+
+import tensorflow as tf
+
+from tf_sparse import schedules
+from tf_sparse.algorithms import checks
+
+DECAYS = ("cosine", "linear", "constant")
+
+
+@contextlib.contextmanager
+def errors_named(owner):
+    """Prefixes a ValueError raised inside the block with `owner: `."""
+    try:
+        yield
+    except ValueError as error:
+        if str(error).startswith(owner):
+            raise
+        raise ValueError(f"{owner}: {error}") from error
+
+
+def make_cadence(owner, *, total_steps, steps_per_epoch=None, every=None,
+                 begin=None, end=None):
+    """Every epoch except the last, or every `every` steps (in [begin, end))."""
+    with errors_named(owner):
+        if every:
+            return schedules.UpdateSchedule(
+                every=every, begin=every if begin is None else begin,
+                end=1.0 if end is None else end, total_steps=total_steps)
+        if steps_per_epoch is None:
+            raise ValueError(
+                f"{owner}: give steps_per_epoch (update at the end of every "
+                "epoch) or every=<int steps>.")
+        if begin is None and end is None:
+            return schedules.UpdateSchedule.every_epoch(steps_per_epoch,
+                                                        total_steps)
+        return schedules.UpdateSchedule(
+            every=steps_per_epoch,
+            begin=steps_per_epoch if begin is None else begin,
+            end=total_steps if end is None else end, total_steps=total_steps)
+
+
+def make_decay(owner, decay, initial, final, total_steps, what="prune_rate",
+               begin=0, end=1.0, accepted=DECAYS):
+    """The rate schedule: constant at `initial`, or a cosine / linear decay
+    from `initial` to `final` between `begin` and `end` (default: the whole
+    run)."""
+    checks.check_choice(owner, "decay", decay, accepted)
+    initial = checks.check_rate(owner, what, initial)
+    with errors_named(owner):
+        if decay == "constant":
+            return schedules.ConstantDecay(initial)
+        cls = schedules.CosineDecay if decay == "cosine" else (
+            schedules.LinearDecay)
+        return cls(initial, final, begin, end, total_steps=total_steps)
+
+
+def rate_schedule(owner, value):
+    """A float becomes a constant schedule; a callable is used as it is."""
+    if callable(value):
+        return value
+    return schedules.ConstantDecay(
+        checks.check_rate(owner, "drop fraction", value))
+
+
+def rate_at(schedule, step):
+    """`schedule(step)` as a float64 tensor.
+
+    The decays of `tf_sparse.schedules` compute tensors in float32; a rate
+    of 0.8 would become 0.800000012 and `ceil(0.8 * 10)` would give 9. For
+    `ConstantDecay`, `CosineDecay` and `LinearDecay` the same formula is
+    evaluated here in float64, as the Python path of the schedule (and the
+    reference, in Python floats) does; other callables are cast.
+    """
+    step = tf.cast(step, tf.float64)
+    if isinstance(schedule, schedules.ConstantDecay):
+        return tf.constant(float(schedule.value), tf.float64)
+    if isinstance(schedule, (schedules.CosineDecay, schedules.LinearDecay)):
+        begin = float(schedule.begin_step)
+        end = float(schedule.end_step)
+        progress = tf.clip_by_value((step - begin) / (end - begin), 0.0, 1.0)
+        if isinstance(schedule, schedules.CosineDecay):
+            shape = 0.5 * (1.0 + tf.cos(math.pi * progress))
+        else:
+            shape = 1.0 - progress
+        return schedule.final + (schedule.initial - schedule.final) * shape
+    return tf.cast(schedule(tf.cast(step, tf.int64)), tf.float64)
