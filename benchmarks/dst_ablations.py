@@ -3,7 +3,7 @@ get the regrowth (redistribution) and where weights regrow (growth).
 
 LeNet-300-100 at one density (default 2%, where the table of
 benchmarks/dst_accuracy.py separates the methods), test error mean and
-standard error over seeds, each run through `experiment.run` with
+standard error over seeds, each run through `tf_sparse.runs.run` with
 configs/fashion_mnist/lenet300_sparse_momentum.py and
 `algorithm_params.redistribution` / `.growth` changed:
 

@@ -1,7 +1,7 @@
 """Accuracy vs density on real Fashion-MNIST: dense, static, SNIP, SET, RigL
 and sparse momentum, test error mean and standard error over seeds.
 
-Every run goes through `tf_sparse.experiment.run` (what tools/train.py runs)
+Every run goes through `tf_sparse.runs.run` (what tools/train.py runs)
 with the Fashion-MNIST config of its method (configs/fashion_mnist/
 <model>_<method>.py: each states its hyperparameters and where they come
 from); only the density, the seed and the length change. Shorter runs keep
@@ -66,7 +66,7 @@ def load_config(model, method):
 def run_one(model, method, density, seed, args, params=None):
     """One training run; `params` override `config.algorithm_params`."""
     import keras
-    from tf_sparse import experiment
+    from tf_sparse import runs
 
     config = load_config(model, method)
     for k, v in (params or {}).items():
@@ -80,7 +80,7 @@ def run_one(model, method, density, seed, args, params=None):
     start = time.perf_counter()
     try:
         keras.backend.clear_session()
-        results = experiment.run(config, workdir, verbose=0)
+        results = runs.run(config, workdir, verbose=0)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"model": model, "method": method, "density": density,
@@ -131,7 +131,7 @@ def markdown(payload):
         "machine, see the wall time below), "
         f"{args['seeds']} seeds ({', '.join(map(str, payload['seeds']))}), "
         "mean ± standard error of the test error over seeds. Every run is "
-        "`experiment.run` with configs/fashion_mnist/"
+        "`tf_sparse.runs.run` with configs/fashion_mnist/"
         f"{args['model']}_<method>.py at the given density (uniform per-layer "
         "density, kept weights rescaled by 1/sqrt(density) at init, "
         "Nesterov SGD 0.1, batch 100, lr x0.1 at 50% and 75%).",

@@ -87,7 +87,7 @@ def lottery_config(args, seed, rewind, baseline_levels):
     c.rewind = rewind
     c.baselines = tuple(b for b in args.baselines.split(",") if b)
     c.baseline_levels = baseline_levels
-    c.eval_every_epoch = False
+    c.eval_every_epochs = 0
     c.train_eval_examples = args.train_eval_examples
     return c
 

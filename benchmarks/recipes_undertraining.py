@@ -40,14 +40,24 @@ from tf_sparse import undertraining  # noqa: E402
 from tf_sparse.models import transformer  # noqa: E402
 
 NAME = "recipes_undertraining"
+# AC/DC's phases in these recipes (fractions of training): dense warm-up
+# 10%, 10% phases, final compressed 20%, momentum reset, global ranking.
+ACDC_KWARGS = dict(warmup=0.1, phase_length=0.1, end_sparse=0.2, tail="dense",
+                   reset_momentum=True, scope="global")
+
+
+def set_algorithm(c, algorithm, sparsity):
+    """Dense (no masks), or GMP / AC/DC / static at `sparsity` (global)."""
+    c.algorithm = algorithm
+    c.sparsity = 0.0 if algorithm == "dense" else sparsity
+    if algorithm == "acdc":
+        c.algorithm_kwargs = dict(ACDC_KWARGS)
 
 
 def lenet5_config(args, algorithm, sparsity, multiplier, seed):
     c = recipes.default_config()
     c.model = "lenet5_caffe"
-    c.algorithm = algorithm
-    c.sparsity = sparsity if algorithm != "dense" else 0.9
-    c.scope = "global"
+    set_algorithm(c, algorithm, sparsity)
     c.epochs = args.lenet_epochs
     c.steps_per_epoch = args.lenet_steps
     c.train_multiplier = float(multiplier)
@@ -71,9 +81,7 @@ def vit_config(args, algorithm, sparsity, multiplier, seed):
     c.epochs = args.vit_epochs
     c.steps_per_epoch = args.vit_steps
     c.train_multiplier = float(multiplier)
-    c.algorithm = algorithm
-    c.sparsity = sparsity if algorithm != "dense" else 0.9
-    c.scope = "global"
+    set_algorithm(c, algorithm, sparsity)
     c.prune = tuple(transformer.layer_type_sparsity(attention=0, ffn=0))
     c.teacher = "pretrained" if algorithm != "dense" else ""
     c.seed = seed
@@ -498,7 +506,6 @@ def main():
     info = common.machine_info()
     info["load_start"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     started = time.time()
-    data = {}
     records = []
     plan = grid(args)
     if args.skip_dense:
@@ -510,11 +517,9 @@ def main():
         if not os.path.exists(os.path.join(workdir, "results.json")):
             if args.report_only:
                 continue
-            if "fmnist" not in data:
-                data["fmnist"] = recipes.load_data(config)
             t0 = time.time()
             print(f"[{index + 1}/{len(plan)}] {name} ...", flush=True)
-            result = recipes.run(config, workdir, data=data["fmnist"])
+            result = recipes.run(config, workdir)
             print(f"    test acc {result['test_accuracy']:.4f}, "
                   f"{time.time() - t0:.0f} s", flush=True)
         with open(os.path.join(workdir, "results.json")) as f:

@@ -1,7 +1,7 @@
 """Images per second on this CPU: CIFAR-10 training of ResNet-20 and WRN-16-8,
 dense vs sparse momentum at 5% weights, and the input pipelines alone.
 
-Training runs the pieces of `tf_sparse.image_experiment` (what
+Training runs the pieces of the run engine `tf_sparse.runs` (what
 tools/train_cifar10.py runs): the zoo model (built and sparsified by
 `build_model`), SGD with Nesterov momentum and L2 weight decay
 (`make_optimizer`), the algorithm by registry name (`make_algorithm`,
@@ -136,28 +136,37 @@ def stamps_callback():
 
 
 def train_variants(model_name, batch_size, windows, steps, arrays):
+    import types
+
     from tf_sparse import callbacks as tfs_callbacks
-    from tf_sparse import image_experiment
+    from tf_sparse import runs
+    from tf_sparse.runs import algorithm as algorithm_lib
+    from tf_sparse.runs import model as model_lib
+    from tf_sparse.runs import optimizer as optimizer_lib
+    from tf_sparse.runs import plan as plan_lib
 
     train, info = cifar_pipeline(arrays, batch_size)
     real_steps_per_epoch = 50000 // batch_size
     total = real_steps_per_epoch * 200
+    plan = plan_lib.Plan(steps_per_epoch=real_steps_per_epoch, epochs=200,
+                         total_steps=total)
+    shapes = types.SimpleNamespace(input_shape=(32, 32, 3), num_classes=10)
     variants = {}
     for label, algorithm, sparsity in (("dense", "dense", 0.0),
                                        ("sparse_momentum_5pct", "sparse_momentum", 0.95)):
-        config = image_experiment.default_config("cifar10")
+        config = runs.default_config("cifar10")
         config.model = model_name
         config.algorithm = algorithm
         config.sparsity = sparsity
         config.batch_size = batch_size
-        model = image_experiment.build_model(config, (32, 32, 3), 10, policy="float32",
-                                             sync_batch_norm=False)
-        lr = image_experiment.learning_rate_schedule(config, 0.1, real_steps_per_epoch, total)
-        model.compile(optimizer=image_experiment.make_optimizer(config, model, lr),
-                      loss=image_experiment.make_loss(config, 10), metrics=["accuracy"])
+        model = model_lib.build(config, shapes)
+        alg = algorithm_lib.make(config, plan)
+        if alg is not None:
+            model = model_lib.sparsify(config, model, gradual=False)
+        lr = optimizer_lib.learning_rate(config, plan, 0.1)
+        model.compile(optimizer=optimizer_lib.make_optimizer(config, model, lr),
+                      loss=optimizer_lib.make_loss(config, 10), metrics=["accuracy"])
         fit_callbacks = []
-        alg = image_experiment.make_algorithm(config, steps_per_epoch=real_steps_per_epoch,
-                                              total_steps=total)
         if alg is not None:
             fit_callbacks.append(tfs_callbacks.MaskUpdate(alg))
         (w0, _) = clock()

@@ -1,8 +1,9 @@
 """Golden values of one short run of every experiment kind.
 
 Recorded before the one-engine redesign (issue 12) with the four runners it
-replaced, and pinned by tests/test_golden_runs.py: after the redesign each
-kind must give the same numbers to the bit. What is recorded per kind:
+replaced, and pinned by tests/test_golden_runs.py: the engine
+(`tf_sparse.runs`) gives the same numbers to the bit. What is recorded per
+kind:
 
 - `trace`: `(optimizer step, running-mean training loss)` at sampled batch
   ends of every `fit` the run makes, in order;
@@ -124,8 +125,8 @@ def _float(value):
 
 
 def _fashion_config(algorithm, **changes):
-    from tf_sparse import experiment
-    c = experiment.default_config()
+    from tf_sparse import runs
+    c = runs.default_config("fashion_mnist")
     c.model = "lenet300_100"
     c.epochs = 2
     c.steps_per_epoch = 20
@@ -155,8 +156,8 @@ def _train_results(results):
 
 
 def run_train(workdir, config):
-    from tf_sparse import experiment
-    return _train_results(experiment.run(config, workdir, verbose=0))
+    from tf_sparse import runs
+    return _train_results(runs.run(config, workdir, verbose=0))
 
 
 def kind_static(workdir):
@@ -209,7 +210,7 @@ def kind_distillation(workdir):
     c.teacher = "pretrained"
     c.train_eval_examples = 500
     c.entropy_examples = 200
-    c.gmp.frequency = 0.2
+    c.algorithm_kwargs.frequency = 0.2
     results = recipes.run(c, workdir)
     out = {k: results[k] for k in ("test_loss", "test_accuracy", "density",
                                    "total_nonzeros", "steps")}
@@ -230,17 +231,17 @@ def _lottery_config():
     c.lr_boundaries = (0.5,)
     c.rewind = "50it"
     c.rewind_optimizer = True
-    c.exclude = ("fc3",)
+    c.keep_dense = ("fc3",)
     c.levels = 2
     c.baselines = ("random_prune",)
     c.baseline_levels = (2,)
-    c.eval_every_epoch = False
+    c.eval_every_epochs = 0
     c.train_eval_examples = 1000
     return c
 
 
 def _lottery_files(workdir):
-    from tf_sparse.lottery import state as state_lib
+    from tf_sparse.runs import workdir as workdir_lib
     out = {}
     for root, _, files in sorted(os.walk(workdir)):
         rel = os.path.relpath(root, workdir)
@@ -248,7 +249,7 @@ def _lottery_files(workdir):
             path = os.path.join(root, name)
             key = os.path.join(rel, name)
             if name == "metrics.json":
-                m = state_lib.read_json(path)
+                m = workdir_lib.read_json(path)
                 out[key] = {k: m[k] for k in (
                     "test_accuracy", "test_loss", "train_loss", "nonzeros",
                     "start_checksum", "start_step", "end_step")}
@@ -300,15 +301,15 @@ def write_cifar10(directory, per_batch=40, seed=0):
 
 
 def kind_cifar10(workdir):
-    from tf_sparse import image_experiment
+    from tf_sparse import runs
     data = write_cifar10(os.path.join(workdir, "data"))
-    c = image_experiment.default_config("cifar10")
+    c = runs.default_config("cifar10")
     c.update(dict(
         model="lenet5_caffe", data_dir=data, data_source="python",
         batch_size=20, eval_batch_size=40, epochs=2, log_every_steps=0,
         algorithm="sparse_momentum", sparsity=0.9, seed=3))
     c.algorithm_params.update_every = 4
-    results = image_experiment.run(c, os.path.join(workdir, "run"), verbose=0)
+    results = runs.run(c, os.path.join(workdir, "run"), verbose=0)
     return {k: results[k] for k in ("test_loss", "test_accuracy", "density",
                                     "total_nonzeros", "steps")}
 

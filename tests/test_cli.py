@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sparse import callbacks
-from tf_sparse import experiment
+from tf_sparse import runs
+from tf_sparse.runs import runner
 from tf_sparse.data import fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,10 +96,10 @@ def test_cli_refuses_an_unknown_config_key(tmp_path):
 
 
 def small_config(**changes):
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.unlock()
     config.update(dict(epochs=3, steps_per_epoch=15, batch_size=50,
-                       sparsity=0.9, lr_decay_at=(0.5,)), **changes)
+                       sparsity=0.9, lr_boundaries=(0.5,)), **changes)
     config.lock()
     return config
 
@@ -114,25 +114,24 @@ def checkpoint_values(workdir):
 @needs_data
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     whole = str(tmp_path / "whole")
-    experiment.run(small_config(), whole, verbose=0)
+    runs.run(small_config(), whole, verbose=0)
 
     class Killed(Exception):
         pass
 
     parted = str(tmp_path / "parted")
-    original = callbacks.SaveCheckpoint.on_epoch_end
+    original = runner.Progress.on_epoch_end
 
     def save_then_die(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 0:
             raise Killed()
 
-    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_epoch_end",
-                        save_then_die)
+    monkeypatch.setattr(runner.Progress, "on_epoch_end", save_then_die)
     with pytest.raises(Killed):
-        experiment.run(small_config(), parted, verbose=0)
-    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_epoch_end", original)
-    experiment.run(small_config(), parted, verbose=0)
+        runs.run(small_config(), parted, verbose=0)
+    monkeypatch.setattr(runner.Progress, "on_epoch_end", original)
+    runs.run(small_config(), parted, verbose=0)
 
     a, b = checkpoint_values(whole), checkpoint_values(parted)
     assert a.keys() == b.keys()
@@ -149,26 +148,25 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path,
                                                            monkeypatch):
     config = small_config(checkpoint_every_steps=4)
     whole = str(tmp_path / "whole")
-    experiment.run(config, whole, verbose=0)
+    runs.run(config, whole, verbose=0)
 
     class Killed(Exception):
         pass
 
     parted = str(tmp_path / "parted")
-    original = callbacks.SaveCheckpoint.on_train_batch_end
+    original = runner.Progress.on_train_batch_end
 
     def die_after_step_22(self, batch, logs=None):
         original(self, batch, logs)
-        if int(self.model.optimizer.iterations.numpy()) == 22:
+        if self.position == 22:
             raise Killed()   # last checkpoint: step 20, mid epoch 2
 
-    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_train_batch_end",
+    monkeypatch.setattr(runner.Progress, "on_train_batch_end",
                         die_after_step_22)
     with pytest.raises(Killed):
-        experiment.run(config, parted, verbose=0)
-    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_train_batch_end",
-                        original)
-    experiment.run(config, parted, verbose=0)
+        runs.run(config, parted, verbose=0)
+    monkeypatch.setattr(runner.Progress, "on_train_batch_end", original)
+    runs.run(config, parted, verbose=0)
     a, b = checkpoint_values(whole), checkpoint_values(parted)
     assert a.keys() == b.keys()
     for name in a:

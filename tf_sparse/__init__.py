@@ -41,5 +41,4 @@ from tf_sparse.saving import load_model
 from tf_sparse.saving import save_model
 from tf_sparse.sparsification import sparsify
 from tf_sparse.sparsification import unsparsify
-
-__version__ = "0.1.0"
+from tf_sparse.version import __version__

@@ -1,4 +1,4 @@
-"""The absl command lines of tools/: flags shared by the training binaries.
+"""The absl command lines of tools/: the flags the binaries share, once.
 
 Nothing here runs at import: the binaries call these functions, so importing
 `tf_sparse` defines no flags.
@@ -8,20 +8,31 @@ Example (tools/train_cifar10.py is this):
     from tf_sparse import cli
 
     if __name__ == "__main__":
-        cli.run_image_binary("cifar10")
+        cli.run_training_binary("cifar10")
 """
 
 import ast
 import sys
 
-# Text that differs between the two image binaries.
-_IMAGE_DATASETS = {
+# What differs between the training binaries.
+BINARIES = {
+    "fashion_mnist": {
+        "program": "train",
+        "datasets": ("fashion_mnist", "mnist"),
+        "configs": "configs/fashion_mnist/",
+        "data_dir": "Directory with the Fashion-MNIST (or MNIST) IDX files; "
+                    "overrides config.data_dir.",
+    },
     "cifar10": {
+        "program": "train_cifar10",
+        "datasets": ("cifar10",),
         "configs": "configs/cifar10/",
         "data_dir": "Directory with CIFAR-10 (python or binary batches, or "
                     "tfds); overrides config.data_dir.",
     },
     "imagenet": {
+        "program": "train_imagenet",
+        "datasets": ("imagenet",),
         "configs": "configs/imagenet/",
         "data_dir": "Directory with ImageNet TFRecord shards "
                     "(train-00000-of-01024 ...) or tfds imagenet2012; "
@@ -78,6 +89,20 @@ def apply_algorithm_args(config, values):
     return config
 
 
+def renamed_key_hint(argv):
+    """A hint for `--config.<old key>` flags renamed by the one-engine
+    redesign ('' when there is none)."""
+    from tf_sparse.runs import config as run_config  # pylint: disable=import-outside-toplevel
+    hints = []
+    for arg in argv:
+        if arg.startswith("--config."):
+            key = arg[len("--config."):].split("=", 1)[0].split(".", 1)[0]
+            hint = run_config.renamed_hint(key)
+            if hint:
+                hints.append(hint)
+    return " ".join(hints)
+
+
 def _list_in_main_help(holders):
     """`--help` shows the main module's key flags: make these its own."""
     from absl import flags  # pylint: disable=import-outside-toplevel
@@ -86,20 +111,29 @@ def _list_in_main_help(holders):
             sys.argv[0], flags.FLAGS[holder.name])
 
 
-def run_image_binary(dataset):
-    """Defines the flags of tools/train_<dataset>.py and runs it."""
+def define_config_flag(configs):
+    """`--config`: a config file, locked (misspelt keys are errors)."""
+    from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+    hint = renamed_key_hint(sys.argv[1:])
+    if hint:
+        sys.exit(f"{sys.argv[0]}: error: {hint}")
+    return config_flags.DEFINE_config_file(
+        "config", None, f"Path to a config file in {configs}.",
+        lock_config=True)
+
+
+def run_training_binary(dataset):
+    """Defines the flags of tools/train.py (dataset "fashion_mnist"),
+    tools/train_cifar10.py or tools/train_imagenet.py, and runs it."""
     # pylint: disable=import-outside-toplevel
     from absl import app
     from absl import flags
     from absl import logging
-    from ml_collections import config_flags
 
-    from tf_sparse import image_experiment
+    from tf_sparse.runs import engine
 
-    text = _IMAGE_DATASETS[dataset]
-    config_flag = config_flags.DEFINE_config_file(
-        "config", None, f"Path to a config file in {text['configs']}.",
-        lock_config=True)
+    text = BINARIES[dataset]
+    config_flag = define_config_flag(text["configs"])
     workdir = flags.DEFINE_string(
         "workdir", None,
         "Directory for checkpoints, TensorBoard logs, results.")
@@ -119,7 +153,7 @@ def run_image_binary(dataset):
     flags.mark_flags_as_required(["config", "workdir"])
     _list_in_main_help([config_flag, workdir, data_dir, strategy, tpu,
                         cpu_devices, verbose, algorithm_args])
-    program = f"train_{dataset}"
+    program = text["program"]
 
     def main(argv):
         if len(argv) > 1:
@@ -130,12 +164,12 @@ def run_image_binary(dataset):
             config.data_dir = data_dir.value
         try:
             apply_algorithm_args(config, algorithm_args.value)
-            results = image_experiment.launch(
-                config, workdir.value, dataset=dataset,
-                strategy=strategy.value, tpu=tpu.value,
-                cpu_devices=cpu_devices.value, verbose=verbose.value)
-        except image_experiment.EXPECTED_ERRORS as err:
+            results = engine.launch(
+                config, workdir.value, strategy=strategy.value,
+                tpu=tpu.value, cpu_devices=cpu_devices.value,
+                verbose=verbose.value, datasets=text["datasets"])
+        except engine.EXPECTED_ERRORS as err:
             sys.exit(f"{program}: error: {err}")
-        print(image_experiment.final_report(results))
+        print(engine.final_report(results))
 
     app.run(main)

@@ -58,10 +58,11 @@ def main(argv):
     from tf_sparse import export
     from tf_sparse import flops
     from tf_sparse import sparse_inference
+    from tf_sparse.runs import restore
 
     raw_config = None
     if _WORKDIR.value:
-        model, raw_config = export.load_workdir(_WORKDIR.value)
+        model, raw_config = restore.load_model(_WORKDIR.value)
         source = f"workdir {_WORKDIR.value}"
     else:
         try:
@@ -70,7 +71,7 @@ def main(argv):
             model = keras.models.load_model(_MODEL.value, compile=False)
         source = f"file {_MODEL.value}"
     raw = raw_config or {}
-    x, described = export.check_batch(model, raw.get("dataset"),
+    x, described = restore.check_batch(model, raw.get("dataset"),
                                       raw.get("data_dir", ""), _BATCH.value)
     os.makedirs(_OUTPUT.value, exist_ok=True)
     tolerances = {}

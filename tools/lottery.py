@@ -19,27 +19,24 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
+from tf_sparse import cli
 from tf_sparse.lottery import config as config_lib
 from tf_sparse.lottery import imp
 from tf_sparse.lottery import pruning
 from tf_sparse.lottery import reports
-from tf_sparse.lottery import state as state_lib
+from tf_sparse.runs import workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file in configs/lottery/.",
-    lock_config=True)
+_CONFIG = cli.define_config_flag("configs/lottery/")
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Run folder: lottery.json, rewind/, level_XX/, report.")
+    "workdir", None, "Run folder: run.json, rewind/, level_XX/, report.")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Print progress lines (0/1).")
 _REPORT_ONLY = flags.DEFINE_bool(
     "report_only", False, "Only rewrite report.md and the plots.")
 flags.mark_flags_as_required(["workdir"])
 
-_USER_ERRORS = (config_lib.ConfigError, config_lib.RunMismatchError,
-                pruning.PruningError, state_lib.StateError,
-                FileNotFoundError)
+_USER_ERRORS = (config_lib.ConfigError, workdir.WorkdirError,
+                pruning.PruningError, FileNotFoundError)
 
 
 def main(argv):

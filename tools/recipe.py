@@ -8,19 +8,21 @@ Usage:
       --workdir=runs/vit_acdc --config.sparsity=0.95
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
+from tf_sparse import cli
 from tf_sparse import recipes
+from tf_sparse.runs import engine
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file in configs/recipes/.",
-    lock_config=True)
+_CONFIG = cli.define_config_flag("configs/recipes/")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for the pretrained model, diagnostics, "
     "results.json and (AC/DC) the sparse and co-trained dense models.")
+_VERBOSE = flags.DEFINE_integer("verbose", 0, "Keras fit verbosity (0, 1, 2).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,7 +30,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    results = recipes.run(_CONFIG.value, _WORKDIR.value)
+    try:
+        results = recipes.run(_CONFIG.value, _WORKDIR.value,
+                              verbose=_VERBOSE.value)
+    except engine.EXPECTED_ERRORS as err:
+        sys.exit(f"recipe: error: {err}")
     last = results["history"][-1] if results["history"] else {}
     print(f"test accuracy {results['test_accuracy']:.4f}  test loss "
           f"{results['test_loss']:.4f}  density "

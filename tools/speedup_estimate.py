@@ -38,13 +38,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     import keras
     import tf_sparse as tfs
-    from tf_sparse import export
     from tf_sparse import sparse_inference
     from tf_sparse import speedup
+    from tf_sparse.runs import restore
 
     raw = None
     if _WORKDIR.value:
-        model, raw = export.load_workdir(_WORKDIR.value)
+        model, raw = restore.load_model(_WORKDIR.value)
     elif _MODEL.value:
         try:
             model = tfs.load_model(_MODEL.value, compile=False)
@@ -54,7 +54,7 @@ def main(argv):
         keras.utils.set_random_seed(0)
         model = tfs.sparsify(tfs.models.get_model(_ZOO.value),
                              sparsity=_SPARSITY.value, seed=0)
-    x, described = export.check_batch(
+    x, described = restore.check_batch(
         model, (raw or {}).get("dataset", "fashion_mnist"),
         (raw or {}).get("data_dir", ""), _BATCH.value)
     try:

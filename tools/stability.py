@@ -19,16 +19,14 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
+from tf_sparse import cli
 from tf_sparse.lottery import config as config_lib
 from tf_sparse.lottery import pruning
 from tf_sparse.lottery import stability
-from tf_sparse.lottery import state as state_lib
+from tf_sparse.runs import workdir
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a stability config (configs/lottery/stability.py).",
-    lock_config=True)
+_CONFIG = cli.define_config_flag("configs/lottery/stability.py")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "A lottery workdir (from tools/lottery.py).")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Print progress lines (0/1).")
@@ -43,7 +41,7 @@ def main(argv):
     try:
         stability.run(_WORKDIR.value, config, verbose=_VERBOSE.value)
     except (config_lib.ConfigError, pruning.PruningError,
-            state_lib.StateError, FileNotFoundError) as error:
+            workdir.WorkdirError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     print(open(f"{_WORKDIR.value}/stability/report.md").read())

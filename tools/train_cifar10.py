@@ -8,8 +8,8 @@ Usage:
   --config.<key>=<value> overrides any config key, e.g. --config.epochs=250.
   --algorithm_arg=<key>=<value> adds a GMP / AC/DC constructor argument the
       config does not set (config.algorithm_kwargs), e.g. reset_momentum=False.
-The flags are defined in tf_sparse/cli.py (shared with the other image
-binary). See tf_sparse/image_experiment.py for what a run writes into
+The flags are defined in tf_sparse/cli.py (shared by the training
+binaries). See tf_sparse/runs/engine.py for what a run writes into
 --workdir and README.md ("CIFAR-10 and ImageNet") for GPU, multi-worker and
 TPU launches.
 """
@@ -17,4 +17,4 @@ TPU launches.
 from tf_sparse import cli
 
 if __name__ == "__main__":
-    cli.run_image_binary("cifar10")
+    cli.run_training_binary("cifar10")

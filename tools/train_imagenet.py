@@ -13,4 +13,4 @@ README.md ("CIFAR-10 and ImageNet") has GPU, multi-worker and TPU launches.
 from tf_sparse import cli
 
 if __name__ == "__main__":
-    cli.run_image_binary("imagenet")
+    cli.run_training_binary("imagenet")

@@ -14,11 +14,11 @@ epochs for better accuracy (A.2, ISSUE #10): `--config.epochs=250`.
 AlexNet-b has 8,484,896 masked weights (papers.md A.3).
 """
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config(density=None):
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.model = "alexnet_b"
     density = float(density) if density else 0.1
     config.sparsity = round(1.0 - density, 6)

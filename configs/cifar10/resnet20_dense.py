@@ -9,11 +9,11 @@ This is the dense network that IMP prunes (level 0 of a lottery run); the
 lottery runs with rewinding are tools/lottery.py with configs/lottery/.
 """
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.model = "resnet20"
     config.algorithm = "dense"
     config.sparsity = 0.0
@@ -26,7 +26,6 @@ def get_config():
     config.weight_decay = 1e-4
     config.epochs = 160
     config.lr_schedule = "step"
-    config.lr_unit = "epochs"
-    config.lr_decay_every = 0.0
-    config.lr_boundaries = (80, 120)
+    config.lr_decay_every = "0"
+    config.lr_boundaries = ("80ep", "120ep")
     return config

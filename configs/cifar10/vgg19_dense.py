@@ -10,11 +10,11 @@ state them. Rewinding to iteration 100 is what makes VGG-19 tickets match at
 this learning rate (B.5): tools/lottery.py with configs/lottery/.
 """
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.model = "vgg19"
     config.algorithm = "dense"
     config.sparsity = 0.0
@@ -27,7 +27,6 @@ def get_config():
     config.weight_decay = 1e-4
     config.epochs = 144
     config.lr_schedule = "step"
-    config.lr_unit = "steps"
-    config.lr_decay_every = 0.0
+    config.lr_decay_every = "0"
     config.lr_boundaries = (56000, 84000)
     return config

@@ -11,11 +11,11 @@ density in every layer, prune rate 0.5 cosine-annealed to 0.005, masks
 updated at the end of every epoch. WRN-28-2 has 1,463,984 masked weights.
 """
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config(density=None):
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.model = "wrn28_2"
     density = float(density) if density else 0.1
     config.sparsity = round(1.0 - density, 6)

@@ -5,11 +5,11 @@ papers.md A.2; 20 epochs); sparsity 0 gives all-ones masks, so the run
 goes through the same code path as the sparse ones.
 """
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet300_100"
     config.sparsity = 0.0
     config.algorithm = "static"

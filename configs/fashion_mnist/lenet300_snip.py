@@ -9,11 +9,11 @@ first batch) at the dense initialisation, the 5% most sensitive weights
 kept by a global ranking (exact count), then static training.
 """
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet300_100"
     config.sparsity = 0.95
     config.algorithm = "snip"

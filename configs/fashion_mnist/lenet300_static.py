@@ -9,11 +9,11 @@ at initialisation (Evci et al. 2022); at 5% density the reference init
 starts with vanishing signal and needs many epochs to leave chance level.
 """
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet300_100"
     config.sparsity = 0.95
     config.algorithm = "static"

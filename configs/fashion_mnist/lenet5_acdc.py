@@ -9,11 +9,11 @@ masked weights reset at every phase change. Sparse momentum's MNIST optimizer
 
 import ml_collections
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet5_caffe"
     config.sparsity = 0.95
     config.algorithm = "acdc"

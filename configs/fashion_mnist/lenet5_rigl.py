@@ -11,11 +11,11 @@ magnitude of the dense gradient, new weights at 0 with zeroed optimizer
 slots.
 """
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet5_caffe"
     config.sparsity = 0.95
     config.algorithm = "rigl"

@@ -11,11 +11,11 @@ smallest |w| and regrows as many at random positions; new weights start at
 peers_dynamic_sparse.md section 1).
 """
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet5_caffe"
     config.sparsity = 0.95
     config.algorithm = "set"

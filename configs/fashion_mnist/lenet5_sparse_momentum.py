@@ -14,11 +14,11 @@ Ablations: --config.algorithm_params.redistribution=none|magnitude|nonzero|size
 and --config.algorithm_params.growth=random|gradient.
 """
 
-from tf_sparse import experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.model = "lenet5_caffe"
     config.sparsity = 0.95
     config.algorithm = "sparse_momentum"

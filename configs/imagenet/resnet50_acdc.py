@@ -12,21 +12,22 @@ the classifier (the first conv and fc are pruned in the "global" configs),
 momentum reset after each phase change (the run scripts pass
 --reset_momentum_after_recycling). The published checkpoint of this setting
 reaches 75.03% top-1 (global magnitude, 90%); 2x training gives ~+1 point.
-Training starts dense: masks start all ones (sparsity 0) and AC/DC sets them.
+Training starts dense: AC/DC starts from all-ones masks and prunes to
+`sparsity` at every compression.
 """
 
 import ml_collections
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = image_experiment.default_config("imagenet")
+    config = runs.default_config("imagenet")
     config.model = "resnet50"
-    config.sparsity = 0.0
+    config.sparsity = 0.9              # the compressed phases' target
     config.algorithm = "acdc"
     config.algorithm_kwargs = ml_collections.ConfigDict(dict(
-        sparsity=0.9, warmup=0.1, phase_length=0.05, end_sparse=0.15, tail="dense",
+        warmup=0.1, phase_length=0.05, end_sparse=0.15, tail="dense",
         scope="global", reset_momentum=True))
     config.epochs = 100
     config.batch_size = 1024
@@ -35,7 +36,7 @@ def get_config():
     config.lr_reference_batch_size = 0
     config.lr_schedule = "cosine"
     config.final_lr = 0.0
-    config.warmup_epochs = 5.0
+    config.warmup = "5ep"
     config.momentum = 0.875
     config.nesterov = False
     config.weight_decay = 3.05e-5

@@ -9,11 +9,11 @@ tickets with rewinding to epoch 5-6 (B.5) are tools/lottery.py with
 configs/lottery/.
 """
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config():
-    config = image_experiment.default_config("imagenet")
+    config = runs.default_config("imagenet")
     config.model = "resnet50"
     config.algorithm = "dense"
     config.sparsity = 0.0

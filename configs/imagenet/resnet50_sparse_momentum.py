@@ -17,11 +17,11 @@ masks updated at the end of every epoch with the algorithm's paper defaults
 ResNet-50 has 25,502,912 masked weights (papers.md A.3).
 """
 
-from tf_sparse import image_experiment
+from tf_sparse import runs
 
 
 def get_config(density=None):
-    config = image_experiment.default_config("imagenet")
+    config = runs.default_config("imagenet")
     config.model = "resnet50"
     density = float(density) if density else 0.1
     config.sparsity = round(1.0 - density, 6)
@@ -36,10 +36,9 @@ def get_config(density=None):
     config.learning_rate = 0.4
     config.lr_scaling = "none"         # 0.4 is the rate for the global batch 1024
     config.lr_reference_batch_size = 0
-    config.warmup_epochs = 5.0
+    config.warmup = "5ep"
     config.lr_schedule = "step"
-    config.lr_unit = "epochs"
-    config.lr_boundaries = (30, 60, 80)
+    config.lr_boundaries = ("30ep", "60ep", "80ep")
     config.label_smoothing = 0.1
     config.momentum = 0.9
     config.nesterov = True

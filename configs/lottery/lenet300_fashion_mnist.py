@@ -30,8 +30,8 @@ def get_config():
     c.lr_boundaries = ()
     c.rewind = "0"
     c.prune_fraction = 0.2
-    c.strategy = "global"
-    c.exclude = ("fc3",)
+    c.prune_scope = "global"
+    c.keep_dense = ("fc3",)
     c.levels = 15
     c.baselines = ("random_prune", "random_reinit")
     return c

@@ -22,7 +22,7 @@ def get_config():
     c.lr_boundaries = ()
     c.rewind = "0"
     c.prune_fraction = 0.2
-    c.strategy = "layerwise"
+    c.prune_scope = "layerwise"
     c.layer_rates = "fc3:0.1"
     c.levels = 15
     c.baselines = ("random_prune", "random_reinit")

@@ -32,11 +32,11 @@ def get_config():
     c.momentum = 0.9
     c.weight_decay = 1e-4
     c.lr_boundaries = (0.5, 0.75)       # epochs 80 and 120 of 160
-    c.lr_factor = 0.1
+    c.lr_decay_factor = 0.1
     c.rewind = "500it"
     c.prune_fraction = 0.2
-    c.strategy = "global"
-    c.exclude = ()
+    c.prune_scope = "global"
+    c.keep_dense = ()
     c.levels = 9
     c.baselines = ("random_prune", "random_reinit")
     return c

@@ -32,12 +32,12 @@ def get_config():
     c.weight_decay = 1e-4
     c.warmup = "5ep"
     c.lr_boundaries = (30 / 90, 60 / 90, 80 / 90)
-    c.lr_factor = 0.1
+    c.lr_decay_factor = 0.1
     c.rewind = "6ep"
     c.prune_fraction = 0.2
-    c.strategy = "global"
-    c.exclude = ()
+    c.prune_scope = "global"
+    c.keep_dense = ()
     c.levels = 7
     c.baselines = ("random_reinit", "reset")
-    c.eval_every_epoch = False
+    c.eval_every_epochs = 0
     return c

@@ -29,11 +29,11 @@ def get_config():
     c.momentum = 0.9
     c.weight_decay = 1e-4
     c.lr_boundaries = (0.5, 0.75)       # 56K and 84K of 112K iterations
-    c.lr_factor = 0.1
+    c.lr_decay_factor = 0.1
     c.rewind = "100it"
     c.prune_fraction = 0.2
-    c.strategy = "global"
-    c.exclude = ("fc",)
+    c.prune_scope = "global"
+    c.keep_dense = ("fc",)
     c.levels = 17
     c.baselines = ("random_prune", "random_reinit")
     return c

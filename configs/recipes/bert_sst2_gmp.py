@@ -27,7 +27,6 @@ def get_config():
     c.epochs = 3
     c.algorithm = "gmp"
     c.sparsity = 0.9
-    c.scope = "global"
     c.prune = tuple(transformer.layer_type_sparsity(attention=0, ffn=0))
     c.teacher = "pretrained"
     c.train_eval_examples = 2000

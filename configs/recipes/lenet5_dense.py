@@ -8,6 +8,7 @@ def get_config():
     c = recipes.default_config()
     c.model = "lenet5_caffe"
     c.algorithm = "dense"
+    c.sparsity = 0.0
     c.epochs = 2
     c.learning_rate = 0.05
     return c

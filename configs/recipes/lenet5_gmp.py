@@ -14,7 +14,6 @@ def get_config():
     c.model = "lenet5_caffe"
     c.algorithm = "gmp"
     c.sparsity = 0.9
-    c.scope = "global"
     c.epochs = 2
     c.learning_rate = 0.05
     return c

@@ -5,6 +5,8 @@ of the masked weights reset at phase changes) instead of GMP. Saves the
 sparse and the co-trained dense model.
 """
 
+import ml_collections
+
 from tf_sparse import recipes
 from tf_sparse.models import transformer
 
@@ -20,8 +22,10 @@ def get_config():
     c.pretrain_learning_rate = 2e-3
     c.epochs = 1
     c.algorithm = "acdc"
+    c.algorithm_kwargs = ml_collections.ConfigDict(dict(
+        warmup=0.1, phase_length=0.1, end_sparse=0.2, tail="dense",
+        reset_momentum=True, scope="global"))
     c.sparsity = 0.9
-    c.scope = "global"
     c.prune = tuple(transformer.layer_type_sparsity(attention=0, ffn=0))
     c.teacher = "pretrained"
     return c

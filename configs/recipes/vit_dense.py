@@ -16,8 +16,7 @@ def get_config():
     c.pretrain_learning_rate = 2e-3
     c.epochs = 1
     c.algorithm = "dense"
-    c.sparsity = 0.9
-    c.scope = "global"
+    c.sparsity = 0.0
     c.prune = tuple(transformer.layer_type_sparsity(attention=0, ffn=0))
     c.teacher = ""
     return c

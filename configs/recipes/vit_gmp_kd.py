@@ -22,7 +22,6 @@ def get_config():
     c.epochs = 1
     c.algorithm = "gmp"
     c.sparsity = 0.9
-    c.scope = "global"
     c.prune = tuple(transformer.layer_type_sparsity(attention=0, ffn=0))
     c.teacher = "pretrained"
     return c

@@ -1,14 +1,16 @@
 """The Fashion-MNIST configs of every algorithm: hyperparameters as stated,
-and real runs through experiment.run (sparse momentum resumed equals
+and real runs through the run engine (sparse momentum resumed equals
 uninterrupted; SNIP masks the dense initialisation)."""
 
 import importlib.util
 import os
 
 import pytest
-from tf_sparse import callbacks
-from tf_sparse import experiment
+from tf_sparse import runs
 from tf_sparse.data import fashion_mnist
+from tf_sparse.runs import algorithm as algorithm_lib
+from tf_sparse.runs import plan as plan_lib
+from tf_sparse.runs import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -41,8 +43,7 @@ def test_every_algorithm_has_a_config_with_its_papers_defaults(model,
     config = load(f"{model}_{algorithm}")
     assert config.model == {"lenet300": "lenet300_100",
                             "lenet5": "lenet5_caffe"}[model]
-    alg = experiment.build_algorithm(config, steps_per_epoch=600,
-                                     total_steps=600 * config.epochs)
+    alg = algorithm_lib.make(config, plan_lib.resolve(config, 600))
     expected = {"dense": "static", "static": "static"}.get(algorithm,
                                                            algorithm)
     assert alg.name == expected
@@ -74,24 +75,23 @@ def small(config, epochs):
                     reason="Fashion-MNIST not installed")
 def test_sparse_momentum_run_resumes_to_the_uninterrupted_result(
         tmp_path, monkeypatch):
-    full = experiment.run(small(load("lenet300_sparse_momentum"), 3),
-                          str(tmp_path / "full"), verbose=0)
+    full = runs.run(small(load("lenet300_sparse_momentum"), 3),
+                    str(tmp_path / "full"), verbose=0)
     # Killed right after the checkpoint of epoch 1 (mask update at step 10
     # done), then started again.
-    save = callbacks.SaveCheckpoint.on_epoch_end
+    save = runner.Progress.on_epoch_end
 
     def save_then_die(self, epoch, logs=None):
         save(self, epoch, logs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(callbacks.SaveCheckpoint, "on_epoch_end",
-                        save_then_die)
+    monkeypatch.setattr(runner.Progress, "on_epoch_end", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        experiment.run(small(load("lenet300_sparse_momentum"), 3),
-                       str(tmp_path / "part"), verbose=0)
+        runs.run(small(load("lenet300_sparse_momentum"), 3),
+                 str(tmp_path / "part"), verbose=0)
     monkeypatch.undo()
-    resumed = experiment.run(small(load("lenet300_sparse_momentum"), 3),
-                             str(tmp_path / "part"), verbose=0)
+    resumed = runs.run(small(load("lenet300_sparse_momentum"), 3),
+                       str(tmp_path / "part"), verbose=0)
     assert full["steps"] == resumed["steps"] == 30
     assert full["layers"] == resumed["layers"]
     assert full["test_loss"] == resumed["test_loss"]
@@ -104,8 +104,8 @@ def test_sparse_momentum_run_resumes_to_the_uninterrupted_result(
 @pytest.mark.skipif(not have_fashion_mnist(),
                     reason="Fashion-MNIST not installed")
 def test_snip_run_prunes_the_dense_initialisation(tmp_path):
-    results = experiment.run(small(load("lenet300_snip"), 1),
-                             str(tmp_path / "snip"), verbose=0)
+    results = runs.run(small(load("lenet300_snip"), 1),
+                       str(tmp_path / "snip"), verbose=0)
     assert results["total_nonzeros"] == 13310
     densities = [results["layers"][p]["density"]
                  for p in ("fc1/kernel", "fc2/kernel", "fc3/kernel")]

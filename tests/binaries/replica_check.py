@@ -1,5 +1,5 @@
 """Run by test_distributed_runs.py in its own processes: trains a sparse ResNet-20
-through `image_experiment.run` (the code behind tools/train_cifar10.py) and
+through `tf_sparse.runs.run` (the code behind tools/train_cifar10.py) and
 saves every local replica's masks, kernels and batch-norm statistics.
 
 Usage:
@@ -37,8 +37,9 @@ else:
 STRATEGIES = {name: make() for name, make in STRATEGIES.items()}
 
 from tf_sparse import algorithms  # noqa: E402
-from tf_sparse import image_experiment  # noqa: E402
 from tf_sparse import masking  # noqa: E402
+from tf_sparse import runs  # noqa: E402
+from tf_sparse.runs import model as model_lib  # noqa: E402
 
 
 class RandomSwap(algorithms.MaskAlgorithm):
@@ -74,7 +75,7 @@ def local_values(variable):
 
 
 def config():
-    c = image_experiment.default_config("cifar10")
+    c = runs.default_config("cifar10")
     c.model = "resnet20"
     c.algorithm = ALGORITHM
     c.sparsity = 0.8
@@ -100,20 +101,20 @@ def main():
         # Workers share one workdir, as on a real cluster with a shared file system.
         workdir = os.path.join(OUT, f"workdir_{name}")
         captured = {}
-        original = image_experiment.build_model
+        original = model_lib.sparsify
 
-        def build_and_remember(*args, **kwargs):
+        def sparsify_and_remember(*args, **kwargs):
             model = original(*args, **kwargs)
             captured["model"] = model
             captured["initial"] = {mw.path: local_values(mw.mask)[0]
                                    for mw in masking.masked_weights(model)}
             return model
 
-        image_experiment.build_model = build_and_remember
+        model_lib.sparsify = sparsify_and_remember
         try:
-            results = image_experiment.run(config(), workdir, strategy=strategy, verbose=0)
+            results = runs.run(config(), workdir, strategy=strategy, verbose=0)
         finally:
-            image_experiment.build_model = original
+            model_lib.sparsify = original
         model = captured["model"]
         arrays = {}
         for mw in masking.masked_weights(model):

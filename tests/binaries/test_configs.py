@@ -10,13 +10,15 @@ import math
 import os
 
 import keras
-import ml_collections
 import pytest
-import tensorflow as tf
 
 from tf_sparse import algorithms
 from tf_sparse import distribute
-from tf_sparse import image_experiment
+from tf_sparse import runs
+from tf_sparse.runs import algorithm as algorithm_lib
+from tf_sparse.runs import data as data_lib
+from tf_sparse.runs import optimizer as optimizer_lib
+from tf_sparse.runs import plan as plan_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_DIRS = ("cifar10", "imagenet")
@@ -45,6 +47,25 @@ def load(rel, arg=None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def full_size_plan(config):
+    """(batch plan, run plan) on one CPU replica at the data set's size."""
+    batch = distribute.batch_plan(
+        config.batch_size, 1, base_learning_rate=config.learning_rate,
+        reference_batch_size=config.lr_reference_batch_size,
+        scaling=config.lr_scaling)
+    num_train = data_lib.SYNTHETIC[config.dataset]["num_train"]
+    num_train -= int(math.floor(num_train * config.validation_fraction + 0.5))
+    return batch, plan_lib.resolve(config,
+                                   num_train // batch.global_batch_size)
+
+
+def lr_schedule(config, peak, steps_per_epoch, total_steps):
+    plan = plan_lib.Plan(steps_per_epoch=steps_per_epoch,
+                         epochs=total_steps // steps_per_epoch,
+                         total_steps=total_steps)
+    return optimizer_lib.learning_rate(config, plan, peak)
 
 
 def needs_algorithm(config):
@@ -85,18 +106,14 @@ def test_config_plan_at_full_size(rel, arg):
     if arg:
         assert config.sparsity == pytest.approx(1 - float(arg))
     info = distribute.describe()
-    _, batch, policy = image_experiment.plan(config, tf.distribute.get_strategy())
-    assert batch.per_replica_batch_size == config.batch_size and policy == "float32"
-    num_train = image_experiment.DATASET_DEFAULTS[config.dataset]["num_train"]
-    num_train -= int(math.floor(num_train * config.validation_fraction + 0.5))
-    steps_per_epoch = num_train // batch.global_batch_size
-    total = steps_per_epoch * config.epochs
-    lr = image_experiment.learning_rate_schedule(config, batch.learning_rate,
-                                                 steps_per_epoch, total)
-    assert lr(0) <= batch.learning_rate and lr(total) < batch.learning_rate
+    batch, plan = full_size_plan(config)
+    assert batch.per_replica_batch_size == config.batch_size
+    assert distribute.resolve_precision(config.precision, info.platform) == "float32"
+    assert plan.total_steps == plan.steps_per_epoch * config.epochs
+    lr = optimizer_lib.learning_rate(config, plan, batch.learning_rate)
+    assert lr(0) <= batch.learning_rate and lr(plan.total_steps) < batch.learning_rate
     if config.algorithm in algorithms.names():
-        assert image_experiment.make_algorithm(
-            config, steps_per_epoch=steps_per_epoch, total_steps=total) is not None
+        assert algorithm_lib.make(config, plan) is not None
     assert info.num_replicas == 1
 
 
@@ -105,16 +122,16 @@ def test_every_registered_algorithm_is_selectable_by_name(name):
     config = load("cifar10/resnet20_dense.py")
     config.algorithm = name
     config.sparsity = 0.9
-    if name == "gmp":   # no paper default for the target: configs set it
-        config.algorithm_kwargs = ml_collections.ConfigDict({"final_sparsity": 0.9})
-    algorithm = image_experiment.make_algorithm(config, steps_per_epoch=390,
-                                                total_steps=390 * 160)
+    plan = plan_lib.Plan(steps_per_epoch=390, epochs=160, total_steps=390 * 160)
+    algorithm = algorithm_lib.make(config, plan)
     assert algorithm.name == name
+    if name in algorithm_lib.GRADUAL:   # the target is config.sparsity
+        assert getattr(algorithm, algorithm_lib.GRADUAL[name]) == 0.9
 
 
 def test_sparse_momentum_cifar_plan_matches_the_reference():
     config = load("cifar10/wrn16_8_sparse_momentum.py")
-    lr = image_experiment.learning_rate_schedule(config, 0.1, 450, 45000)
+    lr = lr_schedule(config, 0.1, 450, 45000)
     assert lr.resolved_steps()["boundaries"] == (25000,)  # every 25k iterations
     assert config.sparsity == pytest.approx(0.95)
     assert config.model_kwargs.to_dict() == {}  # the zoo's WRN has dropout 0.3
@@ -122,20 +139,21 @@ def test_sparse_momentum_cifar_plan_matches_the_reference():
 
 def test_imagenet_plans_match_the_recipes():
     config = load("imagenet/resnet50_sparse_momentum.py", "0.2")
-    lr = image_experiment.learning_rate_schedule(config, 0.4, 1251, 125100)
+    lr = lr_schedule(config, 0.4, 1251, 125100)
     steps = lr.resolved_steps()
     assert steps["boundaries"] == (30 * 1251, 60 * 1251, 80 * 1251)
     assert steps["warmup"] == 5 * 1251
     assert lr(5 * 1251) == pytest.approx(0.4)
     dense = load("imagenet/resnet50_dense.py")
-    _, batch, _ = image_experiment.plan(dense, tf.distribute.get_strategy())
+    batch, _ = full_size_plan(dense)
     assert batch.learning_rate == pytest.approx(0.4)   # 0.1 x 1024 / 256
     acdc = load("imagenet/resnet50_acdc.py")
-    lr = image_experiment.learning_rate_schedule(acdc, 0.256, 1251, 125100)
+    lr = lr_schedule(acdc, 0.256, 1251, 125100)
     assert lr(125100) == pytest.approx(0.0) and lr(6255) == pytest.approx(0.256)
     if "acdc" in algorithms.names():
-        algorithm = image_experiment.make_algorithm(acdc, steps_per_epoch=1251,
-                                                    total_steps=125100)
+        algorithm = algorithm_lib.make(acdc, plan_lib.Plan(
+            steps_per_epoch=1251, epochs=100, total_steps=125100))
+        assert algorithm.sparsity == 0.9
         epochs = [(a // 1251, b // 1251, s) for a, b, s in algorithm.phases()]
         # The IST-DASLab YAML: dense 0-10, sparse/dense 5-epoch phases from
         # sparse 10-15 to sparse 70-75, dense 75-85, final sparse 85-100.
@@ -159,7 +177,7 @@ def test_config_builds_and_trains_two_steps(rel, arg, tmp_path):
     # the compiled path is covered by the binary and distributed tests.
     config.run_eagerly = True
     keras.backend.clear_session()
-    results = image_experiment.run(config, str(tmp_path), verbose=0)
+    results = runs.run(config, str(tmp_path), verbose=0)
     assert results["steps"] == 2 and results["steps_run"] == 2
     setup = json.load(open(tmp_path / "setup.json"))
     assert setup["total_steps"] > 1000   # schedules keep the real length
@@ -169,4 +187,6 @@ def test_config_builds_and_trains_two_steps(rel, arg, tmp_path):
     else:
         assert results["density"] == pytest.approx(1 - config.sparsity, abs=1e-6)
     assert math.isfinite(results["test_loss"])
-    assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")  # epoch unfinished
+    assert not results["finished"]
+    # Stopped mid-epoch: checkpointed where it stopped, resumable from there.
+    assert os.path.exists(tmp_path / "checkpoints" / "ckpt-2.index")

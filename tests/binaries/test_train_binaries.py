@@ -14,7 +14,11 @@ import pytest
 import tensorflow as tf
 
 from tf_sparse import distribute
-from tf_sparse import image_experiment
+from tf_sparse import runs
+from tf_sparse.runs import algorithm as algorithm_lib
+from tf_sparse.runs import engine
+from tf_sparse.runs import model as model_lib
+from tf_sparse.runs import plan as plan_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CIFAR_CONFIG = os.path.join(ROOT, "configs", "cifar10", "resnet20_dense.py")
@@ -83,8 +87,8 @@ def test_cifar10_from_python_batches_then_resume_from_binary_batches(tmp_path):
     data = write_cifar10(str(tmp_path / "data"))
     workdir = str(tmp_path / "run")
     common = [f"--data_dir={data}", *SMALL, "--config.algorithm=static",
-              "--config.sparsity=0.9", "--config.lr_unit=epochs",
-              "--config.lr_decay_every=1", "--config.epochs=3"]
+              "--config.sparsity=0.9", "--config.lr_decay_every=1ep",
+              "--config.epochs=3"]
     # Interrupted after the first epoch (5 steps).
     first = run_binary("train_cifar10.py", CIFAR_CONFIG, workdir, *common,
                        "--config.max_steps=5", "--config.data_source=python")
@@ -95,6 +99,7 @@ def test_cifar10_from_python_batches_then_resume_from_binary_batches(tmp_path):
     assert any("global batch 8 = 1 replica(s) x 8" in line for line in setup["log"])
     results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["steps"] == 5 and results["epochs_done"] == 1
+    assert not results["finished"]
     budget = int(np.floor(0.1 * results["total_size"] + 0.5))
     assert results["total_nonzeros"] == budget
     densities = [w["nonzeros"] / w["size"] for w in results["layers"].values()]
@@ -108,6 +113,7 @@ def test_cifar10_from_python_batches_then_resume_from_binary_batches(tmp_path):
     assert "Resuming" in second.stdout
     results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["steps"] == 15 and results["epochs_done"] == 3
+    assert results["finished"] and results["steps_run"] == 10
     assert results["total_nonzeros"] == budget
     lr = results["setup"]["learning_rate_schedule"]
     assert lr["boundaries"] == [5, 10]                  # lr_decay_every=1 epoch
@@ -141,23 +147,23 @@ def test_mixed_precision_keeps_masks_and_scales_the_loss(tmp_path):
     variables stay float32 and the masks keep their exact counts."""
     import keras
     for precision in ("mixed_float16", "mixed_bfloat16"):
-        config = image_experiment.default_config("cifar10")
+        config = runs.default_config("cifar10")
         config.update(dict(model="lenet5_caffe", synthetic_data=True, batch_size=4,
                            eval_batch_size=4, max_steps=3, eval_every_epochs=0,
                            eval_steps=1, log_every_steps=0, sparsity=0.9,
                            precision=precision, validation_fraction=0.0))
         captured = {}
-        original = image_experiment.build_model
+        original = model_lib.build
 
         def remember(*args, **kwargs):
             captured["model"] = model = original(*args, **kwargs)
             return model
 
-        image_experiment.build_model = remember
+        model_lib.build = remember
         try:
-            results = image_experiment.run(config, str(tmp_path / precision), verbose=0)
+            results = runs.run(config, str(tmp_path / precision), verbose=0)
         finally:
-            image_experiment.build_model = original
+            model_lib.build = original
         model = captured["model"]
         assert results["steps_run"] == 3 and np.isfinite(results["test_loss"])
         assert model.layers[1].dtype_policy.name == precision
@@ -169,11 +175,11 @@ def test_mixed_precision_keeps_masks_and_scales_the_loss(tmp_path):
 
 
 def test_snip_prunes_the_dense_initialisation_on_the_first_batch(tmp_path):
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.update(dict(algorithm="snip", sparsity=0.9, synthetic_data=True, batch_size=8,
                        eval_batch_size=8, max_steps=1, eval_every_epochs=0, eval_steps=1,
                        log_every_steps=0, validation_fraction=0.0, run_eagerly=True))
-    results = image_experiment.run(config, str(tmp_path), verbose=0)
+    results = runs.run(config, str(tmp_path), verbose=0)
     assert results["total_nonzeros"] == int(np.floor(0.1 * results["total_size"] + 0.5))
     densities = [w["nonzeros"] / w["size"] for w in results["layers"].values()]
     assert max(densities) - min(densities) > 0.05   # global saliency, not uniform
@@ -260,10 +266,10 @@ def test_corrupt_cifar10_batch_is_named(tmp_path):
     broken = os.path.join(data, "cifar-10-batches-bin", "data_batch_3.bin")
     with open(broken, "r+b") as f:
         f.truncate(3073 * 2 + 100)
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.update(dict(data_dir=data, data_source="binary", batch_size=8, max_steps=1))
     with pytest.raises(ValueError, match="data_batch_3.bin: 6246 bytes is not a positive multiple"):
-        image_experiment.launch(config, str(tmp_path / "run"), dataset="cifar10")
+        runs.launch(config, str(tmp_path / "run"), datasets=("cifar10",))
 
 
 def test_corrupt_imagenet_shard_is_named(tmp_path):
@@ -272,31 +278,32 @@ def test_corrupt_imagenet_shard_is_named(tmp_path):
     raw = bytearray(open(shard, "rb").read())
     raw[40] ^= 0xFF                        # flip bits inside the first record
     open(shard, "wb").write(bytes(raw))
-    config = image_experiment.default_config("imagenet")
+    config = runs.default_config("imagenet")
     config.update(dict(data_dir=data, model="resnet20", image_size=32, batch_size=2,
                        eval_batch_size=2, epochs=1, max_steps=1, log_every_steps=0))
     with pytest.raises(ValueError, match="train-00001-of-00002: record 0 is damaged"):
-        image_experiment.launch(config, str(tmp_path / "run"), dataset="imagenet")
+        runs.launch(config, str(tmp_path / "run"), datasets=("imagenet",))
 
 
 def test_wrong_binary_for_the_config_and_unknown_algorithm(tmp_path):
-    config = image_experiment.default_config("imagenet")
+    config = runs.default_config("imagenet")
     with pytest.raises(ValueError, match="this binary trains on 'cifar10'"):
-        image_experiment.launch(config, str(tmp_path), dataset="cifar10")
-    config = image_experiment.default_config("cifar10")
+        runs.launch(config, str(tmp_path), datasets=("cifar10",))
+    config = runs.default_config("cifar10")
     config.algorithm = "lottery_magic"
+    plan = plan_lib.Plan(steps_per_epoch=10, epochs=10, total_steps=100)
     with pytest.raises(ValueError, match="Unknown algorithm 'lottery_magic'.*sparse_momentum"):
-        image_experiment.make_algorithm(config, steps_per_epoch=10, total_steps=100)
+        algorithm_lib.make(config, plan)
     config.algorithm = "dense"
     with pytest.raises(ValueError, match="algorithm='dense' trains without masks"):
-        image_experiment.make_algorithm(config, steps_per_epoch=10, total_steps=100)
+        algorithm_lib.make(config, plan)
 
 
 # --- mid-epoch checkpoints ---------------------------------------------------
 
 
 def _resume_config(data, **changes):
-    config = image_experiment.default_config("cifar10")
+    config = runs.default_config("cifar10")
     config.update(dict(
         data_dir=data, data_source="python", batch_size=8, eval_batch_size=8,
         validation_fraction=0.0, eval_every_epochs=0, log_every_steps=0,
@@ -310,32 +317,33 @@ def _resume_config(data, **changes):
 def test_a_run_stopped_mid_epoch_resumes_bit_identical(tmp_path, monkeypatch):
     data = write_cifar10(str(tmp_path / "data"))
     captured = {}
-    original = image_experiment.build_model
+    original = model_lib.build
 
     def build_model(*args, **kwargs):
         captured["model"] = original(*args, **kwargs)
         return captured["model"]
 
-    monkeypatch.setattr(image_experiment, "build_model", build_model)
+    monkeypatch.setattr(model_lib, "build", build_model)
 
     def run(workdir, **changes):
         keras.backend.clear_session()
-        results = image_experiment.run(_resume_config(data, **changes),
-                                       str(tmp_path / workdir), verbose=0)
+        results = runs.run(_resume_config(data, **changes),
+                           str(tmp_path / workdir), verbose=0)
         model = captured["model"]
         return results, [v.numpy().copy() for v in model.weights], model
 
     whole, expected, _ = run("whole")
     assert whole["steps"] == 10
 
-    # Stopped at step 7 (epoch 2, batch 2); the last checkpoint is step 6.
+    # Stopped at step 7 (epoch 2, batch 2): a checkpoint every 3 steps and
+    # one where training stopped, so nothing is lost.
     first, _, _ = run("parts", max_steps=7, checkpoint_every_steps=3)
-    assert first["steps"] == 7
+    assert first["steps"] == 7 and not first["finished"]
     names = sorted(os.listdir(tmp_path / "parts" / "checkpoints"))
-    assert "ckpt-6.index" in names and "ckpt-5.index" in names
+    assert "ckpt-7.index" in names and "ckpt-6.index" in names
 
     second, got, model = run("parts", checkpoint_every_steps=3)
-    assert second["steps"] == 10 and second["steps_run"] == 4
+    assert second["steps"] == 10 and second["steps_run"] == 3
     assert second["epochs_done"] == 2
     for a, b in zip(expected, got):
         assert a.tobytes() == b.tobytes()

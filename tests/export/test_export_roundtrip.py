@@ -12,7 +12,10 @@ import tensorflow as tf
 
 import tf_sparse as tfs
 from tf_sparse import export
-from tf_sparse import experiment
+from tf_sparse import runs
+from tf_sparse.runs import model as model_lib
+from tf_sparse.runs import restore
+from tf_sparse.runs import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -171,15 +174,23 @@ def test_clear_errors_for_models_that_cannot_be_exported(tmp_path):
         export.export_all(seq, tmp_path, x, formats=("onnx",))
 
 
-def make_workdir(workdir):
-    config = experiment.default_config()
-    config.unlock()
+class FashionShapes:
+    input_shape, num_classes = (28, 28, 1), 10
+
+
+def make_workdir(workdir, legacy=False):
+    """A workdir as tools/train.py leaves it (`legacy`: a flat run.json, as
+    the runners before the one engine wrote it)."""
+    config = runs.default_config("fashion_mnist")
     config.sparsity = 0.9
-    config.lock()
     os.makedirs(workdir / "checkpoints")
-    with open(workdir / "run.json", "w") as f:
-        json.dump(config.to_dict(), f)
-    model = experiment.build_model(config, (28, 28, 1), 10)
+    if legacy:
+        with open(workdir / "run.json", "w") as f:
+            json.dump({**config.to_dict(), "lr_decay_at": [0.5, 0.75]}, f)
+    else:
+        workdir_lib.Workdir(workdir).check(config, (), kind="train")
+    model = model_lib.sparsify(config, model_lib.build(config, FashionShapes),
+                               gradual=False)
     # Pretend training moved the weights.
     for mw in tfs.masked_weights(model):
         mw.variable.assign(mw.variable * 3.0)
@@ -188,16 +199,17 @@ def make_workdir(workdir):
     return model
 
 
-def test_load_workdir_restores_weights_and_masks(tmp_path):
-    model = make_workdir(tmp_path)
-    loaded, raw = export.load_workdir(str(tmp_path))
+@pytest.mark.parametrize("legacy", [False, True])
+def test_load_workdir_restores_weights_and_masks(tmp_path, legacy):
+    model = make_workdir(tmp_path, legacy=legacy)
+    loaded, raw = restore.load_model(str(tmp_path))
     assert raw["sparsity"] == 0.9
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
     for a, b in zip(tfs.masked_weights(loaded), tfs.masked_weights(model)):
         np.testing.assert_array_equal(a.mask.numpy(), b.mask.numpy())
-    with pytest.raises(export.ExportError, match="run.json"):
-        export.load_workdir(str(tmp_path / "checkpoints"))
+    with pytest.raises(restore.RestoreError, match="run.json"):
+        restore.load_model(str(tmp_path / "checkpoints"))
 
 
 def test_export_cli_on_a_workdir(tmp_path):

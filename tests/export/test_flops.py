@@ -102,12 +102,13 @@ def test_tensorboard_scalars(tmp_path, small_data):
 
 
 def test_cli_final_report_line():
-    from tf_sparse import experiment
+    from tf_sparse import runs
     t = flops.training_flops(tiny()).as_dict()
     t.update(train_total_sparse=96 * 100, train_total_dense=192 * 100)
-    text = experiment.final_report({
+    text = runs.final_report({
         "summary": "table", "test_accuracy": 0.5, "test_loss": 1.0,
-        "density": 0.5, "total_nonzeros": 16, "total_size": 32, "flops": t})
+        "density": 0.5, "total_nonzeros": 16, "total_size": 32, "steps": 100,
+        "flops": t})
     assert "training FLOPs (sparse rule, at the final masks): 9.6e+03 " \
         "sparse vs 1.92e+04 dense (2.00x fewer)" in text
     assert flops.final_report_line(None) == ""

@@ -101,5 +101,6 @@ def test_subclassed_models_and_the_check_batch_fallback():
     assert est.speedup == pytest.approx(2.0)
     inputs = keras.Input((4, 4, 1))
     functional = keras.Model(inputs, keras.layers.Flatten()(inputs))
-    batch, described = tfs.export.check_batch(functional, None, n=3)
+    from tf_sparse.runs import restore
+    batch, described = restore.check_batch(functional, None, n=3)
     assert batch.shape == (3, 4, 4, 1) and "random" in described

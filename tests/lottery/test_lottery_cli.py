@@ -42,7 +42,7 @@ def test_lottery_then_stability_cli(tmp_path):
     run = cli("lottery.py", f"--config={CONFIG}", f"--workdir={workdir}",
               "--verbose=0", "--config.epochs=2", "--config.steps_per_epoch=8",
               "--config.levels=1", "--config.rewind=3it",
-              "--config.eval_every_epoch=False",
+              "--config.eval_every_epochs=0",
               "--config.baselines=('random_prune',)")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| 1 | 80.08% |" in run.stdout       # fc3's 1,000 stay: 213,160
@@ -50,7 +50,7 @@ def test_lottery_then_stability_cli(tmp_path):
                                           "metrics.json")))
     assert metrics["nonzeros"] == 212160 + 1000
     assert metrics["test_accuracy"] > 0.3           # 13 real steps of SGD
-    for name in ("report.md", "accuracy.png", "lottery.json",
+    for name in ("report.md", "accuracy.png", "run.json",
                  os.path.join("rewind", "rewind.npz")):
         assert os.path.exists(os.path.join(workdir, name)), name
 

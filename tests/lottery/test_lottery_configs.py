@@ -42,13 +42,13 @@ def test_lenet_configs_prune_to_the_stated_densities():
     sizes = {"fc1/kernel": 235200, "fc2/kernel": 30000, "fc3/kernel": 1000}
     config = load("lenet300_fashion_mnist")
     pools = pruning.make_pools(list(sizes), config.prune_fraction,
-                               strategy=config.strategy,
-                               exclude=list(config.exclude))
+                               strategy=config.prune_scope,
+                               exclude=list(config.keep_dense))
     plan = pruning.plan_levels(sizes, pools, config.levels)
     assert plan[-1][0] / 265200 == pytest.approx(0.8 ** 15, abs=1e-4)
     config = load("lenet300_original_lth")
     pools = pruning.make_pools(list(sizes), config.prune_fraction,
-                               strategy=config.strategy,
+                               strategy=config.prune_scope,
                                layer_rates=config.layer_rates)
     assert [p.rate for p in pools] == [0.2, 0.2, 0.1]
 

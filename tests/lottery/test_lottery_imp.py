@@ -7,14 +7,17 @@ import shutil
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from tf_sparse import checkpoints
+from tf_sparse import runs
 from tf_sparse.lottery import config as config_lib
-from tf_sparse.lottery import data as data_lib
 from tf_sparse.lottery import imp
 from tf_sparse.lottery import pruning
+from tf_sparse.lottery import runs as lottery_runs
 from tf_sparse.lottery import stability
 from tf_sparse.lottery import state as state_lib
-from tf_sparse.lottery import trainer
+from tf_sparse.runs import data as data_lib
 
 
 def tiny_data():
@@ -23,8 +26,7 @@ def tiny_data():
     y = ((x[:, 0] > 0).astype("int32") + (x[:, 1] > 0)).astype("int32")
     xt = rng.normal(size=(48, 8)).astype("float32")
     yt = ((xt[:, 0] > 0).astype("int32") + (xt[:, 1] > 0)).astype("int32")
-    return data_lib.ArrayData(x, y, xt, yt, batch_size=16, eval_batch_size=48,
-                              train_eval_examples=48)
+    return data_lib.ArrayData(x, y, xt, yt, batch_size=16, eval_batch_size=48)
 
 
 def tiny_model(hidden=32):
@@ -48,9 +50,10 @@ def tiny_config(**overrides):
     c.lr_boundaries = (0.5,)
     c.rewind = "4"               # mid-epoch: segments 4-6, 6-12
     c.rewind_optimizer = True
-    c.exclude = ("out",)
+    c.keep_dense = ("out",)
     c.levels = 2
-    c.eval_every_epoch = False
+    c.eval_every_epochs = 0
+    c.train_eval_examples = 48
     for key, value in overrides.items():
         setattr(c, key, value)
     return c
@@ -66,7 +69,7 @@ def reference(tmp_path_factory):
     """One finished run with every baseline, recording each start state."""
     workdir = tmp_path_factory.mktemp("lottery") / "ref"
     starts = []
-    original = trainer.Session.start_from
+    original = lottery_runs.Run.start_from
 
     def spy(self, state, masks, step, *, optimizer_state):
         original(self, state, masks, step, optimizer_state=optimizer_state)
@@ -78,12 +81,12 @@ def reference(tmp_path_factory):
             "slots": [np.array(v.numpy()) for v in
                       state_lib.optimizer_slots(self.optimizer)]})
 
-    trainer.Session.start_from = spy
+    lottery_runs.Run.start_from = spy
     try:
         results = run_tiny(workdir, tiny_config(
             baselines=("random_prune", "random_reinit", "reset")))
     finally:
-        trainer.Session.start_from = original
+        lottery_runs.Run.start_from = original
     return workdir, results, starts
 
 
@@ -137,7 +140,7 @@ def test_every_level_starts_from_mask_times_w_k_bit_for_bit(reference):
         for got, want in zip(start["slots"], slots):
             assert got.tobytes() == want.tobytes()
         assert results["levels"][level]["start_checksum"] == \
-            trainer.checksum(expected)
+            state_lib.checksum(expected)
         assert results["levels"][level]["start_file"] == os.path.join(
             "rewind", "rewind.npz")
 
@@ -181,14 +184,14 @@ def test_restart_skips_finished_levels_and_never_rewrites_the_rewind_point(
     rewind = os.path.join(workdir, "rewind", "rewind.npz")
     before = (open(rewind, "rb").read(), os.stat(rewind).st_mtime_ns)
     trained = []
-    original = trainer.Session.train
+    original = lottery_runs.Run.train
 
     def counting(self, start, masks, end_step, data_seed, directory, **kw):
         trained.append(os.path.relpath(directory, workdir))
         return original(self, start, masks, end_step, data_seed, directory,
                         **kw)
 
-    monkeypatch.setattr(trainer.Session, "train", counting)
+    monkeypatch.setattr(lottery_runs.Run, "train", counting)
     config = tiny_config(baselines=("random_prune", "random_reinit", "reset"))
     run_tiny(workdir, config)
     assert trained == []
@@ -225,18 +228,23 @@ def test_interrupted_level_resumes_to_the_uninterrupted_result(tmp_path,
     class Interrupt(Exception):
         pass
 
-    def stop(step, directory):
-        if os.sep + "level_01" + os.sep in directory + os.sep and step == 6:
-            raise Interrupt()
+    save = checkpoints.TrainingCheckpoint.save
 
-    monkeypatch.setattr(trainer, "_after_checkpoint", stop)
+    def save_then_stop(self, epochs_done, step=None, batches=None):
+        path = save(self, epochs_done, step=step, batches=batches)
+        if os.sep + "level_01" + os.sep in self.directory and step == 6:
+            raise Interrupt()
+        return path
+
+    monkeypatch.setattr(checkpoints.TrainingCheckpoint, "save",
+                        save_then_stop)
     with pytest.raises(Interrupt):
         run_tiny(resumed, config)
     level1 = os.path.join(resumed, "level_01")
     assert not os.path.exists(os.path.join(level1, "metrics.json"))
-    assert trainer.latest_checkpoint(os.path.join(level1, "checkpoints"))[
-        0] == 6
-    monkeypatch.setattr(trainer, "_after_checkpoint", lambda s, d: None)
+    assert tf.train.latest_checkpoint(
+        os.path.join(level1, "checkpoints")).endswith("ckpt-6")
+    monkeypatch.setattr(checkpoints.TrainingCheckpoint, "save", save)
     run_tiny(resumed, config)
     assert json.load(open(os.path.join(level1, "timing.json")))["resumed"]
     a, b = _tree(straight), _tree(resumed)
@@ -266,11 +274,11 @@ def test_a_workdir_of_another_run_is_refused_unchanged(reference, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(reference[0], workdir)
     before = _tree(workdir)
-    record = open(os.path.join(workdir, "lottery.json")).read()
-    with pytest.raises(config_lib.RunMismatchError,
+    record = open(os.path.join(workdir, "run.json")).read()
+    with pytest.raises(runs.RunMismatchError,
                        match="prune_fraction=0.2.*prune_fraction=0.3"):
         run_tiny(workdir, tiny_config(prune_fraction=0.3))
-    assert open(os.path.join(workdir, "lottery.json")).read() == record
+    assert open(os.path.join(workdir, "run.json")).read() == record
     assert _tree(workdir) == before
 
 
@@ -362,7 +370,7 @@ def test_stability_and_instability_on_a_finished_run(reference, tmp_path,
     def no_training(*args, **kwargs):
         raise AssertionError("a finished stability run trained again")
 
-    monkeypatch.setattr(trainer.Session, "train", no_training)
+    monkeypatch.setattr(lottery_runs.Run, "train", no_training)
     again = stability.run(str(workdir), config, data=tiny_data(),
                           model_fn=tiny_model(), verbose=0)
     assert again["results"] == out["results"]

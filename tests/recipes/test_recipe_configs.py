@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from tf_sparse import experiment
 from tf_sparse import recipes
 from tf_sparse.data import errors
+from tf_sparse.runs import algorithm as algorithm_lib
+from tf_sparse.runs import plan as plan_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -30,8 +31,8 @@ RECIPES = sorted(f"recipes/{n}" for n in os.listdir(
 @pytest.mark.parametrize("rel", RECIPES)
 def test_recipe_config_plans(rel):
     config = load(rel)
-    per_epoch, epochs, total = recipes.stage_steps(config, 54000)
-    algorithm = recipes.make_algorithm(config, total)
+    algorithm = algorithm_lib.make(
+        config, plan_lib.resolve(config, 54000 // config.batch_size))
     assert (algorithm is None) == (config.algorithm == "dense")
     if config.teacher == "pretrained":
         assert config.pretrain_epochs > 0
@@ -41,13 +42,13 @@ def test_recipe_config_plans(rel):
 
 def test_train_py_gmp_and_acdc_configs():
     gmp = load("fashion_mnist/lenet5_gmp.py")
-    algorithm = experiment.build_algorithm(gmp, 600, 600 * 20)
+    algorithm = algorithm_lib.make(gmp, plan_lib.resolve(gmp, 600))
     assert algorithm.name == "gmp" and algorithm.scope == "global"
     assert algorithm.update_steps()[0] == 1200
     assert algorithm.update_steps()[-1] == 7200
     assert algorithm.target(7200) == pytest.approx(0.95)
     acdc = load("fashion_mnist/lenet5_acdc.py")
-    algorithm = experiment.build_algorithm(acdc, 600, 600 * 20)
+    algorithm = algorithm_lib.make(acdc, plan_lib.resolve(acdc, 600))
     epochs = [(a // 600, b // 600, s) for a, b, s in algorithm.phases()]
     assert epochs[0] == (0, 2, False) and epochs[-2:] == [
         (15, 17, False), (17, 20, True)]

@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 
 import tf_sparse as tfs
-from tf_sparse import experiment
 from tf_sparse import recipes
+from tf_sparse import runs
 from tf_sparse import schedules
 from tf_sparse.algorithms import acdc as acdc_lib
 from tf_sparse.algorithms import gmp as gmp_lib
+from tf_sparse.data import pipelines
+from tf_sparse.runs import algorithm as algorithm_lib
+from tf_sparse.runs import data as data_lib
+from tf_sparse.runs import plan as plan_lib
 
 
 def test_gmp_stretched_k_times_equals_original_at_k_times_the_step():
@@ -21,10 +25,12 @@ def test_gmp_stretched_k_times_equals_original_at_k_times_the_step():
     for k in (2, 4):
         config = recipes.default_config()
         config.algorithm, config.sparsity = "gmp", 0.9
-        config.gmp.initial_sparsity, config.gmp.begin = 0.1, 0.1
-        config.gmp.end, config.gmp.frequency = 0.6, 0.05
-        config.scope = "layerwise"
-        long = recipes.make_algorithm(config, 400 * k)
+        kwargs = config.algorithm_kwargs
+        kwargs.initial_sparsity, kwargs.begin = 0.1, 0.1
+        kwargs.end, kwargs.frequency = 0.6, 0.05
+        kwargs.scope, kwargs.final_update = "layerwise", False
+        long = algorithm_lib.make(config, plan_lib.Plan(
+            steps_per_epoch=400 * k, epochs=1, total_steps=400 * k))
         assert long.update_steps(400 * k) == [
             k * s for s in base.update_steps(400)]
         for step in range(0, 401, 7):
@@ -86,13 +92,15 @@ def test_in_training_masks_at_k_times_the_step_match():
     assert counts[2][1::2] == counts[1]
 
 
-def test_stage_steps_and_bad_multiplier():
+def test_plan_and_bad_multiplier():
     config = recipes.default_config()
     config.epochs, config.train_multiplier, config.batch_size = 2, 4.0, 100
-    assert recipes.stage_steps(config, 54000) == (540, 8, 4320)
+    plan = plan_lib.resolve(config, 54000 // config.batch_size)
+    assert (plan.steps_per_epoch, plan.epochs, plan.total_steps) == (
+        540, 8, 4320)
     config.epochs, config.train_multiplier = 1, 1.5
     with pytest.raises(ValueError, match="1 \\* 1.5 = 1.5 must be a whole"):
-        recipes.stage_steps(config, 54000)
+        plan_lib.resolve(config, 540)
 
 
 def test_experiment_run_with_gmp_multiplier_diagnostics_and_teacher(tmp_path):
@@ -100,7 +108,7 @@ def test_experiment_run_with_gmp_multiplier_diagnostics_and_teacher(tmp_path):
     teacher = tfs.models.get_model("lenet300_100")
     teacher_path = str(tmp_path / "teacher.keras")
     teacher.save(teacher_path)
-    config = experiment.default_config()
+    config = runs.default_config("fashion_mnist")
     config.epochs, config.train_multiplier = 1, 2.0
     config.steps_per_epoch = 5
     config.algorithm, config.sparsity = "gmp", 0.8
@@ -109,29 +117,29 @@ def test_experiment_run_with_gmp_multiplier_diagnostics_and_teacher(tmp_path):
         dict(begin=0.0, end=0.6, frequency=0.2, scope="global"))
     config.teacher = teacher_path
     config.diagnostics = True
-    results = experiment.run(config, str(tmp_path / "run"), verbose=0)
+    results = runs.run(config, str(tmp_path / "run"), verbose=0)
     assert results["steps"] == 10 and results["epochs"] == 2
     assert results["total_nonzeros"] == round(0.2 * results["total_size"])
     with open(tmp_path / "run" / "diagnostics.json") as f:
         history = json.load(f)
     assert [h["epoch"] for h in history] == [1, 2]
     assert {"train_loss", "val_loss", "entropy", "gap"} <= set(history[0])
-    with pytest.raises(experiment.RunMismatchError, match="train_multiplier"):
+    with pytest.raises(runs.RunMismatchError, match="train_multiplier"):
         config.train_multiplier = 4.0
-        experiment.run(config, str(tmp_path / "run"), verbose=0)
+        runs.run(config, str(tmp_path / "run"), verbose=0)
 
 
 def test_recipe_run_with_pretraining_acdc_and_distillation(tmp_path):
     x, y = tiny_data(300)
     xt, yt = tiny_data(100, seed=1)
-    from tf_sparse.data import pipelines
-    (x_tr, y_tr), (x_val, y_val) = pipelines.split_validation(x, y, 0.2, 0)
-    data = dict(train=(x_tr, y_tr), val=(x_val, y_val), test=(xt, yt),
-                input_shape=(28, 28, 1), num_classes=10,
-                preprocess=pipelines.scale_grayscale())
+    data = data_lib.ArrayData(x, y, xt, yt, batch_size=20,
+                              preprocess=pipelines.scale_grayscale(),
+                              validation_fraction=0.2, num_classes=10)
     config = recipes.default_config()
     config.model = "lenet300_100"
     config.algorithm, config.sparsity = "acdc", 0.8
+    config.algorithm_kwargs = dict(warmup=0.1, phase_length=0.1,
+                                   end_sparse=0.2)
     config.batch_size, config.epochs, config.steps_per_epoch = 20, 2, 5
     config.pretrain_epochs = 1
     config.teacher = "pretrained"

@@ -304,7 +304,8 @@ def imagenet_dataset(data_dir, split: str, batch_size: int, *, training: bool, s
                      shuffle_buffer: int = 10_000, cycle_length: int = 16,
                      drop_remainder: Optional[bool] = None, repeat: bool = False,
                      start_epoch: int = 0, num_examples: Optional[int] = None,
-                     require_all_shards: bool = True, num_classes: int = NUM_CLASSES):
+                     require_all_shards: bool = True, num_classes: int = NUM_CLASSES,
+                     max_batches_per_epoch: Optional[int] = None):
     """Builds one ImageNet split as batches of (images, int32 labels).
 
     Args:
@@ -317,7 +318,9 @@ def imagenet_dataset(data_dir, split: str, batch_size: int, *, training: bool, s
       use_bfloat16: output bfloat16 images instead of float32.
       shuffle_buffer: examples in the shuffle buffer (training).
       drop_remainder: defaults to True when training, False otherwise.
-      repeat, start_epoch: as in `pipelines.from_arrays`.
+      repeat, start_epoch, max_batches_per_epoch: as in `pipelines.from_arrays`
+        (training only): the first epoch played, endless repetition, and
+        epochs cut to their first batches (short runs).
       num_examples: examples in the split; found from tfds' metadata, the
         standard counts for a complete standard shard set, or else by counting
         the records (one read of the shards).
@@ -386,12 +389,15 @@ def imagenet_dataset(data_dir, split: str, batch_size: int, *, training: bool, s
         ds = records(epoch).shuffle(shuffle_buffer, seed=shuffle_seed,
                                     reshuffle_each_iteration=False)
         ds = ds.enumerate().map(decode_train, num_parallel_calls=AUTOTUNE, deterministic=True)
-        return ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        return ds.take(max_batches_per_epoch) if max_batches_per_epoch else ds
 
     ds = epoch_numbers(repeat=repeat, start_epoch=start_epoch).flat_map(one_epoch)
     if not repeat:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(
-            steps_per_epoch(num_examples, batch_size, drop_remainder)))
+        batches = steps_per_epoch(num_examples, batch_size, drop_remainder)
+        if max_batches_per_epoch:
+            batches = min(batches, max_batches_per_epoch)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     return ds.prefetch(AUTOTUNE), num_examples
 
 

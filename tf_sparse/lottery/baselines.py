@@ -62,11 +62,11 @@ def run_baseline(run, level, name, imp_masks, init, rewind):
         masks = runs.load_or_write_masks(run, directory, lambda: imp_masks)
         init_path = os.path.join(directory, "init.npz")
         if not os.path.exists(init_path):
-            fresh = run.session.fresh_init(reinit_seed(config.seed, level))
-            state_lib.apply_state(run.session.model, fresh,
-                                  run.session.optimizer, optimizer_state=False)
-            run.session.save(init_path, step=0, kind="init")
-        fresh = run.session.load(init_path, kind="init")
+            fresh = run.fresh_init(reinit_seed(config.seed, level))
+            state_lib.apply_state(run.model, fresh, run.optimizer,
+                                  optimizer_state=False)
+            run.save(init_path, step=0, kind="init")
+        fresh = run.load(init_path, kind="init")
         return runs.train_branch(
             run, directory, masks=masks, start_state=fresh, start_step=k,
             optimizer_state=False, data_seed=run.data_seed, kind=name,

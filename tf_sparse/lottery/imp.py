@@ -17,7 +17,7 @@ moments) is rewound to its value at step k too, or reset to zeros.
 
 Workdir:
 
-    lottery.json              the config (identity checked on restart)
+    run.json                  the config (identity checked on restart)
     rewind/init.npz           W_0 (written once)
     rewind/rewind.npz         W_k and the optimizer state at k (written once)
     level_00/ ... level_LL/   mask.npz, final.npz, metrics.json,
@@ -46,18 +46,16 @@ def level_masks(run, level, previous=None):
 
     def make():
         if level == 0:
-            return run.session.ones()
+            return run.ones()
         prev_dir = run.level_dir(level - 1)
         if not runs.is_done(prev_dir):
             raise state_lib.StateError(
                 f"level {level} needs level {level - 1} finished "
                 f"({prev_dir}/metrics.json is missing).")
-        final = run.session.load(os.path.join(prev_dir, "final.npz"),
-                                 kind="final")
+        final = run.load(os.path.join(prev_dir, "final.npz"), kind="final")
         prev_masks = previous or state_lib.load_masks(
-            os.path.join(prev_dir, "mask.npz"), run.session.shapes)
-        return pruning.prune(run.session.prunable(final), prev_masks,
-                             run.pools)
+            os.path.join(prev_dir, "mask.npz"), run.shapes)
+        return pruning.prune(run.prunable(final), prev_masks, run.pools)
 
     return runs.load_or_write_masks(run, run.level_dir(level), make)
 
@@ -80,7 +78,7 @@ def baseline_levels(run):
 
 
 def run(config, workdir, *, data=None, model_fn=None, verbose=1,
-        report=True):
+        report=True, strategy=None):
     """Runs (or resumes) IMP with the configured baselines in `workdir`.
 
     Args:
@@ -91,12 +89,13 @@ def run(config, workdir, *, data=None, model_fn=None, verbose=1,
         zoo model `config.model`).
       verbose: print progress lines.
       report: write report.md and the plots at the end.
+      strategy: a tf.distribute strategy (default: the current one).
 
     Returns:
       {"levels": [IMP metrics per level], "baselines": {name: [metrics]}}.
     """
     r = runs.prepare(config, workdir, data=data, model_fn=model_fn,
-                     verbose=verbose)
+                     verbose=verbose, strategy=strategy)
     init, rewind = runs.ensure_rewind_point(r)
     wanted = set(baseline_levels(r))
     results = {"levels": [], "baselines": {n: [] for n in config.baselines}}

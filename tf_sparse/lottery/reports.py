@@ -17,8 +17,8 @@ drawn with matplotlib's object API (no pyplot global state).
 
 import os
 
-from tf_sparse.lottery import config as config_lib
 from tf_sparse.lottery import state as state_lib
+from tf_sparse.runs import workdir as workdir_lib
 
 KIND_ORDER = ("imp", "random_prune", "random_reinit", "reset")
 KIND_LABELS = {"imp": "IMP", "random_prune": "random pruning",
@@ -37,11 +37,11 @@ def collect_run(workdir):
     for d in _level_dirs(workdir):
         path = os.path.join(d, "metrics.json")
         if os.path.exists(path):
-            found.setdefault("imp", []).append(state_lib.read_json(path))
+            found.setdefault("imp", []).append(workdir_lib.read_json(path))
         for kind in KIND_ORDER[1:]:
             path = os.path.join(d, kind, "metrics.json")
             if os.path.exists(path):
-                found.setdefault(kind, []).append(state_lib.read_json(path))
+                found.setdefault(kind, []).append(workdir_lib.read_json(path))
     return found
 
 
@@ -102,7 +102,11 @@ def _fmt(value, digits=4):
 
 def write_run_report(workdir):
     """Writes report.md and accuracy.png for one lottery workdir."""
-    record = state_lib.read_json(os.path.join(workdir, config_lib.RUN_FILE))
+    record = workdir_lib.Workdir(workdir).record()
+    if record is None:
+        raise state_lib.StateError(
+            f"{workdir} holds no lottery run ({workdir_lib.RUN_FILE} is "
+            "missing).")
     config, steps = record["config"], record["steps"]
     found = collect_run(workdir)
     kinds = [k for k in KIND_ORDER if k in found]
@@ -119,8 +123,8 @@ def write_run_report(workdir):
         f"`rewind={config['rewind']!r}`), optimizer state rewound: "
         f"{config['rewind_optimizer']}",
         f"- pruning: {config['prune_fraction']:.0%} of the remaining weights "
-        f"per level, {config['strategy']}, excluded: "
-        f"{list(config['exclude']) or 'none'}, own rates: "
+        f"per level, {config['prune_scope']}, excluded: "
+        f"{list(config['keep_dense']) or 'none'}, own rates: "
         f"{config['layer_rates'] or 'none'}",
         f"- seed {config['seed']}, data seed "
         f"{config['seed'] if config['data_seed'] < 0 else config['data_seed']}",
@@ -153,7 +157,7 @@ def write_run_report(workdir):
 def write_stability_report(workdir):
     """Writes stability/report.md and its plots from stability/results.json."""
     folder = os.path.join(workdir, "stability")
-    data = state_lib.read_json(os.path.join(folder, "results.json"))
+    data = workdir_lib.read_json(os.path.join(folder, "results.json"))
     results = data["results"]
     lines = [
         "# Stability and instability", "",

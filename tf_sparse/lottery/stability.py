@@ -37,6 +37,8 @@ from tf_sparse.lottery import config as config_lib
 from tf_sparse.lottery import instability
 from tf_sparse.lottery import runs
 from tf_sparse.lottery import state as state_lib
+from tf_sparse.runs import config as run_config
+from tf_sparse.runs import workdir as workdir_lib
 
 KINDS = ("imp", "random")
 COPY_SEED_STEP = 1000
@@ -46,20 +48,25 @@ class StabilityInputError(state_lib.StateError):
     """The lottery workdir lacks what a stability run needs."""
 
 
+STABILITY = (
+    run_config.Key("levels", (0, 5, 10, 15), "IMP levels to analyse (must "
+                   "be finished)"),
+    run_config.Key("kinds", ("imp", "random"), "IMP masks, and random masks "
+                   "with the same per-layer counts"),
+    run_config.Key("copies", 2, "trained copies per subnetwork (>= 2)"),
+    run_config.Key("rewind_points", (), "extra k' (steps, 'Nep', fraction); "
+                   "(): the run's own k"),
+    run_config.Key("barrier", True, "error barrier between copies"),
+    run_config.Key("alphas", instability.N_ALPHAS, "points on the line"),
+    run_config.Key("train_eval_examples", 10000, "training examples of the "
+                   "train error"),
+    run_config.Key("pruning", True, "stability to pruning (needs level_00)"),
+)
+
+
 def default_config():
     """Keys of a stability run (locked ConfigDict)."""
-    import ml_collections
-    c = ml_collections.ConfigDict()
-    c.levels = (0, 5, 10, 15)     # IMP levels to analyse (must be finished)
-    c.kinds = ("imp", "random")   # IMP masks, random masks (same counts)
-    c.copies = 2                  # trained copies per subnetwork (>= 2)
-    c.rewind_points = ()          # extra k' (steps/"2ep"/fraction); () = k
-    c.barrier = True              # error barrier between copies
-    c.alphas = instability.N_ALPHAS
-    c.train_eval_examples = 10000  # training examples for the train error
-    c.pruning = True              # stability to pruning (needs level_00)
-    c.lock()
-    return c
+    return run_config.compose(STABILITY)
 
 
 def masked_vector(weights, masks):
@@ -87,8 +94,7 @@ def angle_degrees(weights_a, weights_b, masks):
 
 
 def _required_files(lottery_run, config):
-    need = [os.path.join(lottery_run.workdir, config_lib.RUN_FILE),
-            lottery_run.init_path, lottery_run.rewind_path]
+    need = [lottery_run.init_path, lottery_run.rewind_path]
     levels = list(config.levels)
     if config.pruning:
         levels = sorted(set(levels) | {0})
@@ -102,10 +108,12 @@ def _required_files(lottery_run, config):
 def check_inputs(workdir, config):
     """Raises StabilityInputError unless `workdir` is a lottery workdir with
     everything `config` needs; returns nothing, writes nothing."""
-    if not os.path.exists(os.path.join(workdir, config_lib.RUN_FILE)):
+    record = workdir_lib.Workdir(workdir).record()
+    if record is None or record.get("kind") != "lottery":
         raise StabilityInputError(
-            f"{workdir} is not a lottery workdir ({config_lib.RUN_FILE} is "
-            "missing). Run tools/lottery.py on it first.")
+            f"{workdir} is not a lottery workdir (its {workdir_lib.RUN_FILE} "
+            "is missing or belongs to another kind of run). Run "
+            "tools/lottery.py on it first.")
     if config.copies < 2:
         raise StabilityInputError(f"copies={config.copies} must be >= 2.")
     for kind in config.kinds:
@@ -128,17 +136,11 @@ def _rewind_state(run, step, init, rewind):
         return rewind
     if step == 0:
         return init
-    session = run.session
-    directory = os.path.join(run.workdir, "stability", f"rewind_{step}")
-    path = os.path.join(directory, "rewind.npz")
-    if not os.path.exists(path):
-        ones = session.ones()
-        session.train(
-            lambda: session.start_from(init, ones, 0, optimizer_state=False),
-            ones, step, run.data_seed, os.path.join(directory, "pretrain"),
-            label=f"stability pretrain to k={step}")
-        session.save(path, step=step, kind="rewind")
-    state = session.load(path, kind="rewind")
+    path = runs.pretrain_to(
+        run, init, step, os.path.join(run.workdir, "stability",
+                                      f"rewind_{step}"),
+        label=f"stability pretrain to k={step}")
+    state = run.load(path, kind="rewind")
     if state.step != step:
         raise state_lib.StateError(f"{path} holds step {state.step}, "
                                    f"expected {step}.")
@@ -158,10 +160,9 @@ def analyse(run, level, kind, step, start_state, masks, config, reuse):
                 "alphas": config.alphas, "pruning": config.pruning,
                 "train_eval_examples": config.train_eval_examples}
     if os.path.exists(result_path):
-        saved = state_lib.read_json(result_path)
+        saved = workdir_lib.read_json(result_path)
         if saved.get("settings") == settings:
             return saved["result"]
-    session = run.session
     copy_dirs = []
     for i in range(config.copies):
         if i == 0 and reuse is not None and runs.is_done(reuse):
@@ -178,11 +179,11 @@ def analyse(run, level, kind, step, start_state, masks, config, reuse):
             level=level, label=f"stability level {level} {kind} k={step} "
                                f"copy {i}")
         copy_dirs.append(directory)
-    finals = [session.load(os.path.join(d, "final.npz"), kind="final")
+    finals = [run.load(os.path.join(d, "final.npz"), kind="final")
               for d in copy_dirs]
-    accuracies = [state_lib.read_json(os.path.join(d, "metrics.json"))[
+    accuracies = [workdir_lib.read_json(os.path.join(d, "metrics.json"))[
         "test_accuracy"] for d in copy_dirs]
-    weights = [session.prunable(f) for f in finals]
+    weights = [run.prunable(f) for f in finals]
     pairs = []
     for i in range(len(finals)):
         for j in range(i + 1, len(finals)):
@@ -190,17 +191,19 @@ def analyse(run, level, kind, step, start_state, masks, config, reuse):
                      "l2": l2_distance(weights[i], weights[j], masks),
                      "angle": angle_degrees(weights[i], weights[j], masks)}
             if config.barrier:
-                session.set_masks(masks)
+                run.set_masks(masks)
+                train_eval = run.data.train_eval(config.train_eval_examples,
+                                                 run.config.seed)
                 curves = instability.error_curve(
-                    session.model, finals[i].model, finals[j].model,
-                    {"test": run.data.test(), "train": run.data.train_eval()},
+                    run.model, finals[i].model, finals[j].model,
+                    {"test": run.data.test(), "train": train_eval},
                     instability.default_alphas(config.alphas))
                 entry["test_errors"] = curves["test"]
                 entry["train_errors"] = curves["train"]
                 entry["test_barrier"] = instability.barrier(curves["test"])
                 entry["train_barrier"] = instability.barrier(curves["train"])
             pairs.append(entry)
-    total = sum(session.sizes.values())
+    total = sum(run.sizes.values())
     result = {
         "level": level, "kind": kind, "rewind_step": step,
         "density": float(sum(int(np.count_nonzero(m)) for m in masks.values())
@@ -219,30 +222,29 @@ def analyse(run, level, kind, step, start_state, masks, config, reuse):
         result["train_barrier"] = float(np.mean([p["train_barrier"]
                                                  for p in pairs]))
     if config.pruning and step == run.steps.rewind:
-        dense = session.load(os.path.join(run.level_dir(0), "final.npz"),
-                             kind="final")
-        result["pruning_l2"] = l2_distance(session.prunable(dense),
-                                           weights[0], masks)
-        result["pruning_angle"] = angle_degrees(session.prunable(dense),
+        dense = run.load(os.path.join(run.level_dir(0), "final.npz"),
+                         kind="final")
+        result["pruning_l2"] = l2_distance(run.prunable(dense), weights[0],
+                                           masks)
+        result["pruning_angle"] = angle_degrees(run.prunable(dense),
                                                 weights[0], masks)
-    state_lib.write_json(result_path, {"settings": settings,
+    workdir_lib.write_json(result_path, {"settings": settings,
                                        "result": result})
     return result
 
 
 def run(workdir, config, *, data=None, model_fn=None, verbose=1,
-        report=True):
+        report=True, strategy=None):
     """Stability and instability of the levels of a finished lottery run.
 
     Raises StabilityInputError (before writing anything) if the workdir
     lacks the run's config, its init/rewind states, or a requested level.
     """
     check_inputs(workdir, config)
-    lottery_config = config_lib.load_run_config(workdir)
-    with lottery_config.unlocked():
-        lottery_config.train_eval_examples = config.train_eval_examples
+    lottery_config = config_lib.from_record(
+        workdir_lib.Workdir(workdir).record()["config"])
     r = runs.prepare(lottery_config, workdir, data=data, model_fn=model_fn,
-                     verbose=verbose, write=False)
+                     verbose=verbose, write=False, strategy=strategy)
     missing = _missing(_required_files(r, config))
     if missing:
         raise StabilityInputError(
@@ -262,12 +264,12 @@ def run(workdir, config, *, data=None, model_fn=None, verbose=1,
                 f"beyond training ({r.steps.total} steps).")
         if step not in points:
             points.append(step)
-    init = r.session.load(r.init_path, kind="init")
-    rewind = r.session.load(r.rewind_path)
+    init = r.load(r.init_path, kind="init")
+    rewind = r.load(r.rewind_path)
     results = []
     for level in config.levels:
         imp_masks = state_lib.load_masks(
-            os.path.join(r.level_dir(level), "mask.npz"), r.session.shapes)
+            os.path.join(r.level_dir(level), "mask.npz"), r.shapes)
         for step in sorted(points):
             start = _rewind_state(r, step, init, rewind)
             for kind in config.kinds:
@@ -292,10 +294,10 @@ def run(workdir, config, *, data=None, model_fn=None, verbose=1,
                           + (f", test barrier {last['test_barrier']:.4f}"
                              if config.barrier else ""), flush=True)
     out = {"workdir": os.path.basename(os.path.normpath(workdir)),
-           "config": config_lib.plain(config),
+           "config": run_config.plain(config),
            "rewind_step": r.steps.rewind, "total_steps": r.steps.total,
            "results": results}
-    state_lib.write_json(os.path.join(workdir, "stability", "results.json"),
+    workdir_lib.write_json(os.path.join(workdir, "stability", "results.json"),
                          out)
     if report:
         from tf_sparse.lottery import reports

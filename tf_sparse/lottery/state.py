@@ -21,20 +21,22 @@ Example:
 """
 
 import dataclasses
+import hashlib
 import json
 import os
-import tempfile
 import zipfile
 
 import keras
 import numpy as np
+
+from tf_sparse.runs import workdir
 
 FORMAT = "tf_sparse.lottery.state"
 MASK_FORMAT = "tf_sparse.lottery.mask"
 VERSION = 1
 
 
-class StateError(ValueError):
+class StateError(workdir.WorkdirError):
     """A lottery file is missing, damaged, foreign, or for another model."""
 
 
@@ -77,33 +79,18 @@ def _describe(variables, strip_prefix=False):
 
 
 def _atomic_savez(path, arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    workdir.write_atomically(path, lambda f: np.savez(f, **arrays),
+                             binary=True)
 
 
-def write_json(path, data):
-    """Writes JSON atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def checksum(arrays):
+    """sha256 over the bytes of a list of arrays (shape and dtype included)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _manifest_array(manifest):
@@ -265,11 +252,3 @@ def load_masks(path, expected_shapes=None):
                     f"{path}: mask for {p} has shape {masks[p].shape}, the "
                     f"weight has shape {tuple(shape)}.")
     return masks
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise StateError(f"{path} is unreadable or damaged ({e}).") from e

@@ -1,0 +1,303 @@
+"""The one config schema of a run: every key, its default and its meaning.
+
+A run config is a locked `ml_collections.ConfigDict`. Its keys are defined
+here once, in sections (`MODEL`, `DATA`, `LENGTH`, `OPTIMIZER`, ...); a kind
+of experiment is a choice of sections plus a few preset values
+(`default_config("cifar10")` starts from sparse momentum's CIFAR-10
+settings), and the lottery and the recipes add a section of their own with
+`compose`. A misspelt key is an error, because the dict is locked.
+
+Points and lengths in training (`warmup`, `lr_boundaries`, `lr_decay_every`,
+the lottery's `rewind`) take one form everywhere, resolved to optimizer
+steps once by `tf_sparse.runs.plan`: an int (steps), a string `"500it"` or
+`"2ep"` (epochs), or a float / string with a dot (a fraction of training).
+
+Example:
+
+    config = default_config("cifar10")      # sparse momentum, CIFAR-10
+    config.model = "wrn16_8"
+    config.sparsity = 0.95
+    config.algorithm = "sparse_momentum"
+"""
+
+import dataclasses
+from typing import Any
+
+from tf_sparse import algorithms
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One config key: its default, what it means, and whether it is part
+    of what a run *is* (`identity`: resuming with another value is refused)."""
+    name: str
+    default: Any
+    help: str
+    identity: bool = False
+    point: bool = False    # a point or length in training (see module doc)
+
+
+def _dict(**values):
+    return dict(values)
+
+
+MODEL = (
+    Key("model", "lenet300_100", "zoo model name (tf_sparse.models)", True),
+    Key("model_kwargs", _dict(), "extra arguments of the model builder", True),
+    Key("init_weights", "", "a .keras file whose weights the model starts "
+        "from ('' = fresh initialisation)", True),
+)
+
+DATA = (
+    Key("dataset", "fashion_mnist", "fashion_mnist, mnist, cifar10, "
+        "imagenet or glue/sst2 (tf_sparse.runs.data)", True),
+    Key("data_dir", "", "where the data lives; '' searches the default places"),
+    Key("data_source", "auto", "cifar10: auto/python/binary/tfds; "
+        "imagenet: auto/tfrecord/tfds"),
+    Key("image_size", 0, "0: the data set's own (32 CIFAR-10, 224 ImageNet)",
+        True),
+    Key("num_classes", 0, "0: the data set's own", True),
+    Key("augment", True, "CIFAR-10 pad-crop-flip (ImageNet always crops)",
+        True),
+    Key("validation_fraction", 0.0, "training examples held out for "
+        "validation", True),
+    Key("synthetic_data", False, "random images of the right shape (smoke "
+        "tests, benchmarks)", True),
+    Key("vocab_size", 20000, "text data: vocabulary of the tokenizer", True),
+    Key("sequence_length", 64, "text data: tokens per example", True),
+)
+
+SEEDS = (
+    Key("seed", 17, "initialisation, masks, data order and augmentation",
+        True),
+    Key("data_seed", -1, "data order and augmentation; -1: `seed`", True),
+)
+
+LENGTH = (
+    Key("epochs", 20, "epochs of training (times train_multiplier)"),
+    Key("steps_per_epoch", 0, "0: the whole training set every epoch; "
+        "> 0: the first this many batches of every epoch's order"),
+    Key("train_multiplier", 1.0, "stretches training: every position that is "
+        "a fraction of training stretches with it", True),
+    Key("max_steps", 0, "> 0: stop after this many steps (schedules "
+        "unchanged); a later start resumes"),
+)
+
+BATCH = (
+    Key("batch_size", 100, "global batch over all replicas", True),
+    Key("per_replica_batch_size", 0, "> 0: global batch = this x replicas"),
+    Key("eval_batch_size", 1000, "batch of evaluation passes"),
+    Key("eval_steps", 0, "0: the whole evaluation split"),
+)
+
+OPTIMIZER = (
+    Key("optimizer", "sgd", "sgd, adam or adamw", True),
+    Key("learning_rate", 0.1, "peak learning rate (for "
+        "lr_reference_batch_size)"),
+    Key("momentum", 0.9, "SGD momentum"),
+    Key("nesterov", True, "SGD Nesterov momentum"),
+    Key("weight_decay", 5e-4, "weight decay coefficient"),
+    Key("weight_decay_mode", "decoupled", "decoupled: the Keras optimizer's "
+        "own (w -= lr * wd * w); l2: PyTorch-style wd * w in the gradient"),
+    Key("weight_decay_exclude", (), "fnmatch patterns of variable paths "
+        "without weight decay, e.g. ('*/gamma', '*/beta')"),
+    Key("label_smoothing", 0.0, "label smoothing of the cross-entropy"),
+    Key("lr_scaling", "none", "none, linear or sqrt scaling of the learning "
+        "rate with the global batch"),
+    Key("lr_reference_batch_size", 0, "batch the learning rate is given for "
+        "(0: the global batch)"),
+)
+
+LR_SCHEDULE = (
+    Key("lr_schedule", "step", "step, cosine or constant"),
+    Key("lr_boundaries", (0.5, 0.75), "step: points where the rate is "
+        "multiplied by lr_decay_factor", point=True),
+    Key("lr_decay_every", "0", "step: decay every this length instead "
+        "('0': use lr_boundaries)", point=True),
+    Key("lr_decay_factor", 0.1, "step: the decay factor"),
+    Key("final_lr", 0.0, "cosine: the rate at the end"),
+    Key("warmup", "0", "linear warm-up length (any schedule)", point=True),
+    Key("warmup_start_lr", 0.0, "rate at step 0 of the warm-up"),
+)
+
+MASKS = (
+    Key("sparsity", 0.95, "fraction of the prunable weights that are zero "
+        "(the target of GMP and AC/DC)", True),
+    Key("distribution", "uniform", "uniform, er or erk", True),
+    Key("keep_dense", (), "layer names/patterns left dense", True),
+    Key("prune", (), "only these layer names/patterns are pruned (): all",
+        True),
+    Key("rescale_init", False, "scale kept weights by 1/sqrt(layer density)",
+        True),
+)
+
+ALGORITHM = (
+    Key("algorithm", "static", "a name of tf_sparse.algorithms, or 'dense' "
+        "(no masks)", True),
+    Key("algorithm_params", dict.fromkeys(algorithms.CONFIG_PARAMS),
+        "hyperparameters of algorithms built by from_params (sparse momentum, "
+        "SET, RigL, SNIP); None: the paper's", True),
+    Key("algorithm_kwargs", _dict(), "constructor arguments of the other "
+        "algorithms (GMP, AC/DC)", True),
+)
+
+DISTILLATION = (
+    Key("teacher", "", "a .keras model to distil from ('' = none)", True),
+    Key("distill_alpha", 0.5, "weight of the soft loss"),
+    Key("distill_temperature", 4.0, "softmax temperature"),
+)
+
+EVALUATION = (
+    Key("eval_every_epochs", 1, "evaluate the validation split (or the test "
+        "set) every this many epochs; 0: only at the end"),
+    Key("diagnostics", False, "under-training diagnostics every epoch "
+        "(tf_sparse.undertraining) -> diagnostics.json"),
+    Key("train_eval_examples", 5000, "fixed training subset the diagnostics "
+        "(and the lottery's train error) are measured on"),
+    Key("entropy_examples", 1000, "fixed validation batch for the entropy"),
+)
+
+EXECUTION = (
+    Key("precision", "auto", "auto, float32, mixed_float16, mixed_bfloat16"),
+    Key("steps_per_execution", 1, "optimizer steps per compiled call"),
+    Key("jit_compile", False, "compile the train step with XLA"),
+    Key("run_eagerly", False, "debugging"),
+    Key("sync_batch_norm", True, "batch statistics over all replicas"),
+    Key("checkpoint_every_steps", 0, "> 0: also checkpoint mid-epoch"),
+    Key("keep_checkpoints", 2, "checkpoints kept in a workdir (0: delete "
+        "them when the training is done)"),
+    Key("log_every_steps", 0, "> 0: step-level loss to TensorBoard"),
+)
+
+SECTIONS = {
+    "model": MODEL, "data": DATA, "seeds": SEEDS, "length": LENGTH,
+    "batch": BATCH, "optimizer": OPTIMIZER, "lr_schedule": LR_SCHEDULE,
+    "masks": MASKS, "algorithm": ALGORITHM, "distillation": DISTILLATION,
+    "evaluation": EVALUATION, "execution": EXECUTION,
+}
+
+#: What a training run is made of (tools/train.py, the image binaries).
+TRAINING = sum(SECTIONS.values(), ())
+
+#: Preset values of the data sets' own binaries; each states its source.
+PRESETS = {
+    # sparse momentum's MNIST settings (sparse_learning mnist_cifar/main.py,
+    # papers.md A.2): batch 100, Nesterov SGD 0.1, momentum 0.9, wd 5e-4.
+    "fashion_mnist": {},
+    "mnist": {"dataset": "mnist"},
+    # sparse momentum's CIFAR-10 reference settings (main.py, papers.md
+    # A.2): 100 epochs, lr x0.1 every 25,000 iterations, PyTorch L2 weight
+    # decay, 10% of the training set held out, seed 17.
+    "cifar10": {
+        "model": "resnet20", "dataset": "cifar10", "epochs": 100,
+        "validation_fraction": 0.1, "lr_boundaries": (),
+        "lr_decay_every": "25000", "weight_decay_mode": "l2",
+        "log_every_steps": 100, "train_eval_examples": 5000},
+    # the lottery-ticket ResNet-50 recipe (open_lth; papers.md B.4): global
+    # batch 1024, lr 0.1 per 256 scaled linearly, 5-epoch warm-up, x0.1 at
+    # epochs 30, 60, 80 of 90, momentum 0.9, weight decay 1e-4 (L2).
+    "imagenet": {
+        "model": "resnet50", "dataset": "imagenet", "seed": 0, "epochs": 90,
+        "batch_size": 1024, "lr_scaling": "linear",
+        "lr_reference_batch_size": 256, "warmup": "5ep",
+        "lr_boundaries": ("30ep", "60ep", "80ep"), "nesterov": False,
+        "weight_decay": 1e-4, "weight_decay_mode": "l2",
+        "log_every_steps": 100},
+}
+
+#: Keys renamed by the one-engine redesign: old name -> new name. Old
+#: workdirs are read through `tf_sparse.runs.workdir.migrate`.
+RENAMED = {
+    "lr_decay_at": "lr_boundaries", "lr_factor": "lr_decay_factor",
+    "exclude": "keep_dense", "strategy": "prune_scope",
+    "eval_every_epoch": "eval_every_epochs", "warmup_epochs": "warmup",
+    "lr_unit": "lr_boundaries", "gmp": "algorithm_kwargs",
+    "acdc": "algorithm_kwargs", "scope": "algorithm_kwargs",
+}
+
+
+def _value(key, value):
+    import ml_collections
+    if isinstance(value, dict):
+        return ml_collections.ConfigDict(value)
+    if key.point:
+        # A point may be an int, a float or a string: no fixed type.
+        return ml_collections.FieldReference(value, field_type=object)
+    return value
+
+
+def compose(keys, preset=None):
+    """A locked config with `keys` (a sequence of `Key`), their defaults
+    changed by `preset` (a dict; a name in it that no key has is an error).
+
+    >>> c = compose(MODEL + SEEDS, {"seed": 0})
+    >>> c.seed, c.model
+    (0, 'lenet300_100')
+    """
+    import ml_collections
+    names = [k.name for k in keys]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"config keys defined twice: {duplicated}")
+    preset = dict(preset or {})
+    unknown = sorted(set(preset) - set(names))
+    if unknown:
+        raise ValueError(f"preset sets keys the config does not have: "
+                         f"{unknown}")
+    config = ml_collections.ConfigDict()
+    for key in keys:
+        config[key.name] = _value(key, preset.get(key.name, key.default))
+    config.lock()
+    return config
+
+
+def default_config(preset="fashion_mnist"):
+    """Every key of a training run, with the defaults of `preset`.
+
+    Presets: fashion_mnist and mnist (sparse momentum's MNIST settings),
+    cifar10 (its CIFAR-10 settings), imagenet (the lottery-ticket ResNet-50
+    recipe). Config files in configs/ start here and change what they need.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown config preset {preset!r}; accepted: "
+                         f"{', '.join(PRESETS)}.")
+    return compose(TRAINING, PRESETS[preset])
+
+
+def option(config, name, default):
+    """`config[name]`, or `default` for a kind whose config has no such key
+    (a lottery config has no `teacher`: it never distils)."""
+    return config[name] if name in config else default
+
+
+def find_key(name, keys=TRAINING):
+    """The `Key` called `name` in `keys` (KeyError naming it otherwise)."""
+    for key in keys:
+        if key.name == name:
+            return key
+    raise KeyError(name)
+
+
+def identity_names(keys):
+    """The names of the keys that define what a run is."""
+    return tuple(k.name for k in keys if k.identity)
+
+
+def plain(value):
+    """A ConfigDict (or nested values) as JSON-ready Python values."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def renamed_hint(name):
+    """A sentence for an unknown key that an earlier version had, or ''."""
+    new = RENAMED.get(name)
+    if new is None:
+        return ""
+    return (f"config key {name!r} was replaced by {new!r} when the runners "
+            "became one engine (see README, 'Configs').")

@@ -1,0 +1,396 @@
+"""The runner loop: train a session between two steps, resumably.
+
+A `Session` is what a run trains: the model (sparsified, maybe wrapped in a
+`Distiller`), compiled once with its optimizer, loss and metrics, and its
+mask-update algorithm attached, all under a tf.distribute strategy.
+`train(session, data, directory, ...)` trains it from where it stands (or
+from its last checkpoint in `directory`) to `end_step`:
+
+- positions are batches of the data stream (`data.train(seed, step)`), so
+  the batch at step `s` is the same whether a run is whole, resumed, or a
+  lottery level that starts at its rewind step;
+- one `fit` per stretch of whole epochs, and one for a partial epoch at
+  either end (a run resumed mid-epoch, a rewind point inside an epoch);
+- a checkpoint (`tf_sparse.checkpoints.TrainingCheckpoint`) at every epoch
+  end, every `checkpoint_every_steps` batches, and where training stops;
+- validation every `eval_every_epochs` epochs; TensorBoard summaries of
+  sparsity, mask updates, FLOPs and the epoch logs; optional
+  under-training diagnostics.
+
+A run killed at any point and started again continues from its last
+checkpoint and ends with the same weights, masks, optimizer slots and
+algorithm state, bit for bit.
+
+Example:
+
+    session = build_session(config, plan, data)
+    train(session, data, "runs/sm", data_seed=17, end_step=plan.total_steps)
+"""
+
+import dataclasses
+import os
+import shutil
+import time
+
+import keras
+import tensorflow as tf
+
+from tf_sparse import callbacks as callbacks_lib
+from tf_sparse import checkpoints
+from tf_sparse import distillation
+from tf_sparse import distribute
+from tf_sparse import flops
+from tf_sparse import masking
+from tf_sparse import training
+from tf_sparse.runs import algorithm as algorithm_lib
+from tf_sparse.runs import config as config_lib
+from tf_sparse.runs import model as model_lib
+from tf_sparse.runs import optimizer as optimizer_lib
+
+
+@dataclasses.dataclass
+class Session:
+    """A compiled model with its algorithm, under a strategy.
+
+    `model` is what `fit` trains (a `Distiller` when distilling); `core` is
+    the network itself (the student), whose masks and weights are the run's.
+    """
+    model: keras.Model
+    core: keras.Model
+    algorithm: object
+    strategy: tf.distribute.Strategy
+    info: distribute.ReplicaInfo
+    loss: object
+
+    @property
+    def optimizer(self):
+        return self.model.optimizer
+
+    @property
+    def iterations(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+
+def build_session(config, plan, data, *, strategy=None, info=None,
+                  policy="float32", learning_rate=None, model_fn=None,
+                  algorithm="config", sparsify=None):
+    """Builds, sparsifies, compiles and attaches everything a run trains.
+
+    Args:
+      config, plan, data: the run's config, `Plan` and data object.
+      strategy, info: the tf.distribute strategy and its description.
+      policy: the Keras dtype policy the model is built in.
+      learning_rate: the peak learning rate (after batch scaling).
+      model_fn: builds the dense network instead of the zoo.
+      algorithm: "config" (from `config.algorithm`), or an algorithm object,
+        or None for none.
+      sparsify: `f(dense model) -> sparse model` instead of the config's
+        masks (the lottery's all-ones masks).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    info = info or distribute.describe(strategy)
+    if algorithm == "config":
+        algorithm = algorithm_lib.make(config, plan)
+    loss = optimizer_lib.make_loss(config, data.num_classes)
+    if sparsify is None and algorithm is not None:
+        sparsify = _config_masks(config, data, algorithm, loss)
+    sync = bool(config.sync_batch_norm and info.num_replicas > 1)
+    teacher = config_lib.option(config, "teacher", "")
+    with strategy.scope():
+        core = model_lib.build(config, data, policy=policy,
+                               sync_batch_norm=sync, model_fn=model_fn)
+        if sparsify is not None:
+            core = sparsify(core)
+        model = core
+        if teacher:
+            model = distillation.Distiller(
+                core, keras.saving.load_model(teacher),
+                temperature=config.distill_temperature,
+                alpha=config.distill_alpha)
+        lr = optimizer_lib.learning_rate(config, plan, learning_rate)
+        model.compile(
+            optimizer=optimizer_lib.make_optimizer(config, core, lr),
+            loss=loss, metrics=optimizer_lib.metrics(data.num_classes),
+            steps_per_execution=config.steps_per_execution,
+            jit_compile=config.jit_compile, run_eagerly=config.run_eagerly)
+        if algorithm is not None:
+            training.attach(model, algorithm)
+    return Session(model=model, core=core, algorithm=algorithm,
+                   strategy=strategy, info=info, loss=loss)
+
+
+def _config_masks(config, data, algorithm, loss):
+    """`f(dense model)` attaching the masks `config` starts from: SNIP's
+    from the run's first batch on the dense initialisation, else
+    `model_lib.sparsify`'s."""
+    masks = None
+    if getattr(algorithm, "prunes_at_init", False):
+        batch = data.first_batch(data_seed(config),
+                                 algorithm.batch_size or data.batch_size)
+
+        def masks(dense):
+            return algorithm.initial_masks(dense, batch, loss, config.sparsity,
+                                           keep_dense=list(config.keep_dense))
+
+    def sparsify(dense):
+        return model_lib.sparsify(
+            config, dense, gradual=algorithm_lib.is_gradual(config),
+            masks=masks(dense) if masks else None)
+
+    return sparsify
+
+
+def data_seed(config):
+    """The seed of the data order: `data_seed`, or `seed` when it is -1."""
+    return config.seed if config.data_seed < 0 else config.data_seed
+
+
+# --------------------------------------------------------------------------
+# Progress: positions, checkpoints, stopping
+# --------------------------------------------------------------------------
+
+
+class Progress(keras.callbacks.Callback):
+    """Counts the batches of a run, saves checkpoints and stops training.
+
+    A checkpoint is saved after every finished epoch, whenever the position
+    passes a multiple of `every_steps` (at execution granularity), and at
+    `stop`, where training ends. Positions are batches, not
+    `optimizer.iterations`: under float16 loss scaling a step with
+    overflowing gradients does not advance the iterations.
+    """
+
+    def __init__(self, *, position, steps_per_epoch, stop, save,
+                 every_steps=0, global_batch=0):
+        super().__init__()
+        self.position = int(position)
+        self.steps_per_epoch = steps_per_epoch
+        self.stop = stop
+        self.save = save
+        self.every_steps = every_steps
+        self.global_batch = global_batch
+        self.steps_run = 0
+        self._fit_start = self.position
+        self._epoch_start = self.position
+        self._last_due = None
+        self._t0 = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = self.position
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.position
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self._epoch_start + batch + 1
+        self.steps_run += now - self.position
+        self.position = now
+        if self.position >= self.stop:
+            self.model.stop_training = True
+        if self.every_steps and self.position % self.steps_per_epoch:
+            due = self.position // self.every_steps
+            if due and due != self._last_due:
+                self._last_due = due
+                self.save(self.position)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._t0
+        done = self.position - self._epoch_start
+        if logs is not None and seconds > 0 and self.global_batch:
+            logs["images_per_second"] = done * self.global_batch / seconds
+        if (self.position % self.steps_per_epoch == 0
+                or self.position >= self.stop):
+            self.save(self.position)
+
+
+def _prebuild(model, strategy, element_spec):
+    """Builds metrics, loss and optimizer from the data's shapes.
+
+    Under a distribution strategy Keras 3's `fit` first all-reduces a real
+    batch to build the model (`_maybe_symbolic_build`); with
+    MultiWorkerMirroredStrategy that reduce fails ("Attempt to convert a
+    value (PerReplica...)", keras-team/keras#20585, tensorflow#72388).
+    Building from the element spec does the same without data, and the step
+    is then skipped for this model instance.
+    """
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)  # pylint: disable=protected-access
+    object.__setattr__(model, "_maybe_symbolic_build",
+                       lambda iterator=None, data_batch=None: None)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _rank1_step_logs(model)
+
+
+def _rank1_step_logs(model):
+    """Makes the train and test steps return rank-1 logs.
+
+    With MultiWorkerMirroredStrategy Keras 3 reduces every step output with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalar losses
+    ("Invalid reduction dimension 0 for input with 0 dimensions"). Shape [1]
+    values reduce to the same mean. Wraps the instance's current steps
+    (after `training.attach`).
+    """
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def wrapped(data, _step=step):
+            logs = _step(data)
+            return {k: tf.reshape(v, [1]) if getattr(v, "shape", None)
+                    is not None and v.shape.rank == 0 else v
+                    for k, v in logs.items()}
+
+        object.__setattr__(model, name, wrapped)
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Trained:
+    """What `train` did: where it started and stopped, and the last logs."""
+    start: int
+    position: int
+    steps_run: int
+    resumed: bool
+    logs: dict
+    checkpoint: checkpoints.TrainingCheckpoint
+
+
+def summaries(session, log_dir, *, batch_size=0, log_every_steps=0):
+    """The TensorBoard callbacks of a run (chief only)."""
+    found = [callbacks_lib.SparsitySummaries(log_dir)]
+    algorithm = session.algorithm
+    if getattr(algorithm, "state", None) is not None:
+        found.append(callbacks_lib.MaskUpdateSummaries(log_dir, algorithm))
+    if masking.is_sparse(session.core):
+        try:
+            flops.rule_for(algorithm)
+        except ValueError:
+            pass  # no counting rule for this algorithm: FLOPs not logged
+        else:
+            found.append(flops.FlopsSummaries(log_dir, algorithm,
+                                              batch_size=batch_size))
+    if log_every_steps:
+        found.append(keras.callbacks.TensorBoard(
+            log_dir, update_freq=log_every_steps, write_graph=False,
+            profile_batch=0))
+    return found
+
+
+def train(session, data, directory, *, data_seed, end_step, start=None,
+          stop_step=None, callbacks=(), validation=None, eval_every_epochs=0,
+          checkpoint_every_steps=0, keep_checkpoints=2, verbose=0, label=""):
+    """Trains `session` on `data` to `end_step`, resuming from `directory`.
+
+    Args:
+      session: a `Session`.
+      data: the run's data object (`tf_sparse.runs.data`).
+      directory: holds `checkpoints/`; the latest checkpoint there, if any,
+        is restored first.
+      data_seed: the data order.
+      end_step: the position (batches) training ends at.
+      start: called when there is no checkpoint, to set the starting state
+        (the lottery's rewound weights, masks and step); the position starts
+        at `optimizer.iterations` then.
+      stop_step: stop earlier this time (`max_steps`); a later call resumes.
+      callbacks: more Keras callbacks (TensorBoard, diagnostics).
+      validation: a dataset evaluated every `eval_every_epochs` epochs.
+      checkpoint_every_steps: also checkpoint mid-epoch.
+      keep_checkpoints: checkpoints kept; 0 deletes them once `end_step` is
+        reached.
+      verbose: Keras fit verbosity; progress lines when > 0.
+      label: shown in progress lines.
+
+    Returns:
+      a `Trained`.
+    """
+    info = session.info
+    model = session.model
+    directory = os.path.join(directory, "checkpoints")
+    with session.strategy.scope():
+        ckpt = checkpoints.TrainingCheckpoint(
+            directory, model, session.algorithm,
+            max_to_keep=max(keep_checkpoints, 1))
+        resumed = ckpt.latest is not None
+        if resumed:
+            ckpt.restore()
+        elif start is not None:
+            start()
+    writer_ckpt = ckpt
+    if not info.is_chief:
+        writer_ckpt = checkpoints.TrainingCheckpoint(
+            distribute.worker_directory(directory, info), model,
+            session.algorithm, max_to_keep=1)
+    position = int(ckpt.batches.numpy()) or session.iterations
+    first = position
+    spe = data.steps_per_epoch
+    stop = min(stop_step or end_step, end_step)
+
+    def save(at):
+        writer_ckpt.save(at // spe, step=at, batches=at)
+        if writer_ckpt is not ckpt:
+            shutil.rmtree(writer_ckpt.directory, ignore_errors=True)
+
+    if verbose and info.is_chief and resumed:
+        print(f"Resuming {label} at step {position} (epoch "
+              f"{position // spe + 1}, batch {position % spe + 1}) from "
+              f"{ckpt.latest}.", flush=True)
+    progress = Progress(position=position, steps_per_epoch=spe, stop=stop,
+                        save=save, every_steps=checkpoint_every_steps,
+                        global_batch=data.batch_size)
+    fit_callbacks = [progress, *callbacks]
+    fit_kwargs = dict(shuffle=False, verbose=verbose if info.is_chief else 0,
+                      callbacks=fit_callbacks)
+    if validation is not None and eval_every_epochs:
+        fit_kwargs.update(validation_data=validation,
+                          validation_freq=eval_every_epochs)
+    logs = {}
+    built = info.strategy == "default"
+    while progress.position < stop:
+        position = progress.position
+        epoch, offset = divmod(position, spe)
+        if offset or stop - position < spe:
+            epochs, steps = epoch + 1, min(spe - offset, stop - position)
+        else:
+            epochs, steps = epoch + (stop - position) // spe, spe
+        train_data = data.train(data_seed, position)
+        if not built:
+            _prebuild(model, session.strategy, train_data.element_spec)
+            built = True
+        t0 = time.time()
+        if steps < spe:
+            train_data = train_data.take(steps)
+        history = model.fit(train_data, initial_epoch=epoch, epochs=epochs,
+                            steps_per_epoch=steps, **fit_kwargs)
+        logs = {k: float(v[-1]) for k, v in history.history.items()}
+        if progress.position == position:
+            raise RuntimeError(f"[{label}] training made no progress at step "
+                               f"{position}.")
+        if verbose and info.is_chief:
+            print(f"[{label}] step {progress.position}/{end_step} "
+                  + " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+                  + f" ({time.time() - t0:.1f}s)", flush=True)
+        if progress.position != position + (epochs - epoch - 1) * spe + steps \
+                and not model.stop_training:
+            raise RuntimeError(
+                f"[{label}] training reached step {progress.position}, "
+                f"expected {position + (epochs - epoch - 1) * spe + steps}.")
+        if model.stop_training:
+            break
+    if progress.position >= end_step and not keep_checkpoints:
+        shutil.rmtree(directory, ignore_errors=True)
+    return Trained(start=first, position=progress.position,
+                   steps_run=progress.steps_run, resumed=resumed, logs=logs,
+                   checkpoint=ckpt)
+
+
+def evaluate(session, dataset, *, steps=0):
+    """`{"loss", "accuracy", ...}` of the model on `dataset` (every batch,
+    or the first `steps`). A `Distiller` is evaluated on the hard loss."""
+    if steps:
+        dataset = dataset.take(steps)
+    logs = session.model.evaluate(dataset, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in logs.items()}
