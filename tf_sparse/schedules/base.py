@@ -123,6 +123,12 @@ def check_in_interval(schedule, field, *, lo_open=True, hi_open=True, lo=0.0,
         )
 
 
+def is_positive_number(value) -> bool:
+    """A finite real number > 0 (not a bool)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)) and value > 0)
+
+
 def check_at_least_one_step(schedule, field):
     """Raises ``ValueError`` unless the step field resolved to >= 1 step."""
     steps = schedule.resolved_step(field)
@@ -271,12 +277,7 @@ def stretch(schedule: Schedule, multiplier) -> Schedule:
         >>> g2(700) == g(350)
         True
     """
-    if (
-        isinstance(multiplier, bool)
-        or not isinstance(multiplier, numbers.Real)
-        or not math.isfinite(float(multiplier))
-        or multiplier <= 0
-    ):
+    if not is_positive_number(multiplier):
         raise ValueError(
             f"multiplier={multiplier!r} is not accepted: it must be a finite "
             "number > 0."

@@ -17,8 +17,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -30,6 +28,7 @@ from tf_sparse.schedules.base import check_in_interval
 from tf_sparse.schedules.base import end_field
 from tf_sparse.schedules.base import every_field
 from tf_sparse.schedules.base import field_label
+from tf_sparse.schedules.base import is_positive_number
 from tf_sparse.schedules.evaluation import is_python_step
 from tf_sparse.schedules.evaluation import progress
 from tf_sparse.schedules.evaluation import python_step
@@ -120,12 +119,7 @@ class PolynomialSparsity(_GradualPruning):
     def validate(self):
         self._check_ramp()
         power = self.power
-        if (
-            isinstance(power, bool)
-            or not isinstance(power, numbers.Real)
-            or not math.isfinite(float(power))
-            or power <= 0
-        ):
+        if not is_positive_number(power):
             raise ValueError(
                 f"{field_label(self, 'power')}={power!r} is not accepted: the "
                 "exponent must be a finite number > 0."
