@@ -34,7 +34,7 @@ ENGINE_PIECES = (
     "make_loss", "learning_rate", "learning_rate_schedule", "make_algorithm",
     "build_algorithm", "build_model", "load_arrays", "load_data", "make_data",
     "build_session", "Session", "Progress", "write_json", "read_json",
-    "compose", "total_epochs", "final_report", "launch",
+    "compose", "total_epochs", "final_report", "launch", "data_seed",
 )
 
 

@@ -78,10 +78,6 @@ def default_config():
     return run_config.compose(KEYS, PRESET)
 
 
-def data_seed(config):
-    return config.seed if config.data_seed < 0 else config.data_seed
-
-
 @dataclasses.dataclass(frozen=True)
 class Steps:
     """A config's training length and rewind point, in optimizer steps."""

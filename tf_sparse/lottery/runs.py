@@ -88,7 +88,7 @@ class Run:
 
     @property
     def data_seed(self):
-        return config_lib.data_seed(self.config)
+        return runner.data_seed(self.config)
 
     def level_dir(self, level):
         return os.path.join(self.workdir, f"level_{level:02d}")

@@ -270,14 +270,6 @@ def option(config, name, default):
     return config[name] if name in config else default
 
 
-def find_key(name, keys=TRAINING):
-    """The `Key` called `name` in `keys` (KeyError naming it otherwise)."""
-    for key in keys:
-        if key.name == name:
-            return key
-    raise KeyError(name)
-
-
 def identity_names(keys):
     """The names of the keys that define what a run is."""
     return tuple(k.name for k in keys if k.identity)

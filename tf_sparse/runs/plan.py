@@ -39,9 +39,6 @@ class Plan:
             return min(self.max_steps, self.total_steps)
         return self.total_steps
 
-    def as_dict(self):
-        return dataclasses.asdict(self)
-
 
 def total_epochs(config):
     """`epochs * train_multiplier`, which must be a whole number >= 1."""
