@@ -21,7 +21,7 @@ LAYERS = (
     ("algorithms", ("algorithms",)),
     ("analysis", ("diagnostics", "flops", "speedup", "undertraining")),
     ("training", ("training", "callbacks", "checkpoints", "distribute",
-                  "distillation")),
+                  "distillation", "optimizers")),
     ("export", ("export", "sparse_inference")),
     ("engine", ("runs",)),
     ("kinds", ("lottery", "recipes")),

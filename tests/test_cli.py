@@ -53,13 +53,14 @@ def train_cli(workdir, *overrides):
 def test_cli_trains_real_steps_then_resumes(tmp_path):
     workdir = str(tmp_path / "run")
     first = train_cli(workdir, "--config.epochs=1",
-                      "--config.steps_per_epoch=60")
+                      "--config.steps_per_epoch=200")
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.load(open(os.path.join(workdir, "results.json")))
-    assert results["steps"] == 60
+    assert results["steps"] == 200
     assert results["layers"]["fc1/kernel"]["nonzeros"] == 11760
     assert results["total_nonzeros"] == 13310
-    # 60 real steps leave chance level (10%, loss ln 10 = 2.303).
+    # 200 real steps leave chance level (10%, loss ln 10 = 2.303); with the
+    # reference's initialisation a 5%-dense LeNet needs about 100 to start.
     assert results["test_accuracy"] > 0.25
     assert results["test_loss"] < 2.25
     assert "test accuracy" in first.stdout
@@ -68,11 +69,11 @@ def test_cli_trains_real_steps_then_resumes(tmp_path):
             "sparsity/density", "sparsity/fc1/kernel"} <= tags
 
     second = train_cli(workdir, "--config.epochs=2",
-                       "--config.steps_per_epoch=60", "--verbose=1")
+                       "--config.steps_per_epoch=200", "--verbose=1")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming" in second.stdout
     assert json.load(open(os.path.join(workdir, "results.json")))[
-        "steps"] == 120
+        "steps"] == 400
 
 
 @needs_data

@@ -610,7 +610,7 @@ BAD = {
                       r"sparsity=1\.0"),
     "acdc tail": (lambda: S.ACDCSchedule(10, 5, 5, tail="sparse", total_steps=20), r"tail"),
     "lr boundaries": (lambda: S.StepDecayLR(0.1, boundaries=(0.5, 0.2), total_steps=100),
-                      r"strictly increasing"),
+                      r"must not decrease"),
     "lr negative": (lambda: S.WarmupConstantLR(-0.1), r"lr=-0\.1"),
     "lr factor": (lambda: S.StepDecayLR(0.1, factor=0.0, total_steps=100), r"factor=0\.0"),
     "cosine lr warmup too long": (lambda: S.WarmupCosineLR(0.1, warmup=1.0, total_steps=100),
@@ -710,3 +710,10 @@ def test_agrees_with_tfmot_in_subprocess():
         np.testing.assert_allclose(np.asarray(our_sparsity), sparsity, rtol=0, atol=1e-7)
         for s, f, v in zip(case["steps"], flags, sparsity):
             assert sched(s)[0] == f and sched(s)[1] == pytest.approx(v, abs=1e-6)
+
+
+def test_step_boundaries_on_the_same_step_of_a_short_run_each_decay():
+    lr = S.StepDecayLR(0.1, boundaries=(0.5, 0.75), total_steps=3)
+    assert lr.resolved_steps()["boundaries"] == (2, 2)
+    assert lr(1) == 0.1 and lr(2) == pytest.approx(0.001)
+    assert float(lr(keras.ops.convert_to_tensor(2))) == pytest.approx(0.001)

@@ -171,5 +171,7 @@ def run_training_binary(dataset):
         except engine.EXPECTED_ERRORS as err:
             sys.exit(f"{program}: error: {err}")
         print(engine.final_report(results))
+        if "diverged" in results:
+            sys.exit(f"{program}: error: {results['diverged']['message']}")
 
     app.run(main)

@@ -30,17 +30,18 @@ import os
 
 from tf_sparse.runs import config as run_config
 from tf_sparse.runs import engine
+from tf_sparse.runs import runner
 from tf_sparse.runs import workdir as workdir_lib
 
 ALGORITHMS = ("dense", "static", "gmp", "acdc")
 Key = run_config.Key
 
 RECIPE = (
-    Key("pretrain_epochs", 0, "epochs of dense pretraining (0: none)", True),
+    Key("pretrain_epochs", 0, "epochs of dense pretraining (0: none)"),
     Key("pretrain_learning_rate", 0.0, "peak learning rate of the "
-        "pretraining (0: learning_rate)", True),
+        "pretraining (0: learning_rate)"),
     Key("pretrained_path", "", "where the pretrained network is saved and "
-        "reused ('': workdir/pretrained.keras)"),
+        "reused ('': workdir/pretrained.keras)", resumable=True),
 )
 KEYS = run_config.TRAINING + RECIPE
 
@@ -85,9 +86,11 @@ def pretrain(config, workdir, *, data=None, verbose=0):
                        diagnostics=False, init_weights="",
                        learning_rate=(config.pretrain_learning_rate
                                       or config.learning_rate))
-        engine.run(stage, os.path.join(workdir, "pretrain"), data=data,
-                   verbose=verbose, kind="pretrain",
-                   epochs=config.pretrain_epochs, model_file=path)
+        results = engine.run(stage, os.path.join(workdir, "pretrain"),
+                             data=data, verbose=verbose, kind="pretrain",
+                             epochs=config.pretrain_epochs, model_file=path)
+        if "diverged" in results:
+            raise runner.Diverged(results["diverged"])
     return path
 
 

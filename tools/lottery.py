@@ -25,6 +25,7 @@ from tf_sparse.lottery import config as config_lib
 from tf_sparse.lottery import imp
 from tf_sparse.lottery import pruning
 from tf_sparse.lottery import reports
+from tf_sparse.runs import runner
 from tf_sparse.runs import workdir
 
 _CONFIG = cli.define_config_flag("configs/lottery/")
@@ -36,7 +37,7 @@ _REPORT_ONLY = flags.DEFINE_bool(
 flags.mark_flags_as_required(["workdir"])
 
 _USER_ERRORS = (config_lib.ConfigError, workdir.WorkdirError,
-                pruning.PruningError, FileNotFoundError)
+                pruning.PruningError, FileNotFoundError, runner.Diverged)
 
 
 def main(argv):

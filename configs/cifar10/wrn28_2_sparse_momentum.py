@@ -20,6 +20,7 @@ def get_config(density=None):
     density = float(density) if density else 0.1
     config.sparsity = round(1.0 - density, 6)
     config.algorithm = "sparse_momentum"
+    config.init = "wrn"              # the reference WRN's (models.py)
     # Prune rate 0.5, cosine-annealed to 0.005 over training (papers.md A.2);
     # masks updated at the end of every epoch (the algorithm's default cadence).
     config.algorithm_params.drop_fraction = 0.5

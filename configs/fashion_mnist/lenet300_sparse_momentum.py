@@ -1,11 +1,12 @@
 """Sparse momentum, LeNet-300-100 on Fashion-MNIST at 95% sparsity (5% weights).
 
-Training recipe: the same as lenet300_static (sparse momentum's MNIST
-defaults from sparse_learning mnist_cifar/main.py, papers.md A.2: batch
-100, Nesterov SGD lr 0.1, momentum 0.9, weight decay 5e-4, uniform density
-in every layer, seed 17; 20 epochs with x0.1 decays at 50% and 75% instead
-of the reference's 100 epochs; kept weights rescaled by 1/sqrt(density) at
-initialisation, see docs/design.md).
+Training recipe: sparse momentum's MNIST reference (sparse_learning
+mnist_cifar/main.py, papers.md A.2; docs/paper_configs.md), the
+`fashion_mnist` preset: batch 100, PyTorch's SGD (Nesterov, momentum
+0.9, lr 0.1, weight decay 5e-4 coupled), lr x0.1 every 25,000
+iterations, 100 epochs, 10% of the training set held out, PyTorch's
+default initialisation, no rescaling, uniform density, seed 17.
+
 Algorithm: the paper's defaults (papers.md A.1/A.2, reference code): prune
 rate 0.5 decayed by cosine to 0.005 over training, magnitude pruning,
 momentum redistribution and momentum growth, masks updated at the end of
@@ -22,7 +23,6 @@ def get_config():
     config.model = "lenet300_100"
     config.sparsity = 0.95
     config.algorithm = "sparse_momentum"
-    config.rescale_init = True
     p = config.algorithm_params
     p.drop_fraction = 0.5            # initial prune rate
     p.final_drop_fraction = 0.005

@@ -3,8 +3,9 @@
 The IST-DASLab phase pattern in fractions of training (peers_pruning_lottery.md
 3.1): dense warm-up 10%, 5% compressed/decompressed phases (global magnitude
 top-k), last alternating phase dense, final compressed 15%; momentum of the
-masked weights reset at every phase change. Sparse momentum's MNIST optimizer
-(papers.md A.2), 20 epochs. Writes sparse.keras and dense_cotrained.keras.
+masked weights reset at every phase change. Sparse momentum's MNIST training
+recipe (the `fashion_mnist` preset, papers.md A.2: PyTorch SGD, 100 epochs).
+Writes sparse.keras and dense_cotrained.keras.
 """
 
 import ml_collections

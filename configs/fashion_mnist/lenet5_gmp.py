@@ -3,8 +3,8 @@
 Zhu & Gupta's cubic ramp (tfmot `PolynomialDecay(power=3)` semantics,
 peers_pruning_lottery.md 1.2) from a dense start to 95% between 10% and 60%
 of training, a mask update every 2% of training, global magnitude ranking;
-sparse momentum's MNIST optimizer (papers.md A.2), 20 epochs. Positions are
-fractions of training, so `--config.train_multiplier=2` stretches everything.
+sparse momentum's MNIST training recipe (the `fashion_mnist` preset,
+papers.md A.2: PyTorch SGD, 100 epochs). Positions are fractions of training, so `--config.train_multiplier=2` stretches everything.
 """
 
 import ml_collections

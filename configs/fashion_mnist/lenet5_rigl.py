@@ -1,9 +1,12 @@
 """RigL, LeNet-5-Caffe on Fashion-MNIST at 95% sparsity (5% weights).
 
-Training recipe: the same as lenet5_static (sparse momentum's MNIST
-defaults, papers.md A.2; 20 epochs; kept weights rescaled by
-1/sqrt(density) at initialisation; uniform density, so all methods share
-one layout; the RigL paper's ERK is --config.distribution=erk).
+Training recipe: sparse momentum's MNIST reference (sparse_learning
+mnist_cifar/main.py, papers.md A.2; docs/paper_configs.md), the
+`fashion_mnist` preset: batch 100, PyTorch's SGD (Nesterov, momentum
+0.9, lr 0.1, weight decay 5e-4 coupled), lr x0.1 every 25,000
+iterations, 100 epochs, 10% of the training set held out, PyTorch's
+default initialisation, no rescaling, uniform density, seed 17.
+
 Algorithm: the RigL paper's defaults (Evci et al. 2020; rigl's MNIST
 flags, peers_dynamic_sparse.md section 3): drop fraction 0.3 decayed by
 cosine to 0 at 75% of training, an update every 100 steps, growth by the
@@ -19,7 +22,6 @@ def get_config():
     config.model = "lenet5_caffe"
     config.sparsity = 0.95
     config.algorithm = "rigl"
-    config.rescale_init = True
     p = config.algorithm_params
     p.drop_fraction = 0.3
     p.decay = "cosine"

@@ -14,6 +14,7 @@ from tf_sparse import runs
 
 def get_config():
     config = runs.default_config("imagenet")
+    config.init = "kaiming_normal"     # open_lth's model_init
     config.model = "resnet50"
     config.algorithm = "dense"
     config.sparsity = 0.0

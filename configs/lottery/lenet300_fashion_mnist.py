@@ -18,6 +18,7 @@ from tf_sparse.lottery import config as lottery_config
 
 def get_config():
     c = lottery_config.default_config()
+    c.init = "kaiming_normal"     # open_lth's model_init
     c.model = "lenet300_100"
     c.dataset = "fashion_mnist"
     c.seed = 0

@@ -22,6 +22,7 @@ from tf_sparse.lottery import config as lottery_config
 
 def get_config():
     c = lottery_config.default_config()
+    c.init = "kaiming_normal"     # open_lth's model_init
     c.model = "resnet20"
     c.dataset = "cifar10"
     c.augment = True

@@ -43,7 +43,13 @@ def test_every_algorithm_has_a_config_with_its_papers_defaults(model,
     config = load(f"{model}_{algorithm}")
     assert config.model == {"lenet300": "lenet300_100",
                             "lenet5": "lenet5_caffe"}[model]
-    alg = algorithm_lib.make(config, plan_lib.resolve(config, 600))
+    # sparse momentum's MNIST reference recipe (docs/paper_configs.md):
+    # 54,000 training images in 540 batches of 100, 100 epochs.
+    assert (config.epochs, config.batch_size, config.lr_decay_every) == (
+        100, 100, "25000")
+    assert (config.weight_decay_mode, config.init, config.rescale_init,
+            config.validation_fraction) == ("coupled", "torch", False, 0.1)
+    alg = algorithm_lib.make(config, plan_lib.resolve(config, 540))
     expected = {"dense": "static", "static": "static"}.get(algorithm,
                                                            algorithm)
     assert alg.name == expected
@@ -53,21 +59,21 @@ def test_every_algorithm_has_a_config_with_its_papers_defaults(model,
         assert config.sparsity == 0.95
     if algorithm == "sparse_momentum":
         assert alg.drop_fraction(0) == 0.5
-        assert alg.drop_fraction(600 * 20) == pytest.approx(0.005)
-        assert alg.update_steps() == [600 * k for k in range(1, 20)]
+        assert alg.drop_fraction(54000) == pytest.approx(0.005)
+        assert alg.update_steps() == [540 * k for k in range(1, 100)]
         assert (alg.growth, alg.redistribution) == ("momentum", "momentum")
     if algorithm == "rigl":
         assert alg.update_steps()[:2] == [100, 200]
-        assert alg.update_steps()[-1] == 9000          # 0.75 of 12000
+        assert alg.update_steps()[-1] == 40500         # 0.75 of 54000
         assert alg.drop_fraction(0) == pytest.approx(0.3)
     if algorithm == "set":
         assert alg.drop_fraction(5000) == pytest.approx(0.3)
-        assert len(alg.update_steps()) == 19
+        assert len(alg.update_steps()) == 99
 
 
-def small(config, epochs):
+def small(config, epochs, steps=10):
     config.epochs = epochs
-    config.steps_per_epoch = 10
+    config.steps_per_epoch = steps
     return config
 
 
@@ -104,7 +110,7 @@ def test_sparse_momentum_run_resumes_to_the_uninterrupted_result(
 @pytest.mark.skipif(not have_fashion_mnist(),
                     reason="Fashion-MNIST not installed")
 def test_snip_run_prunes_the_dense_initialisation(tmp_path):
-    results = runs.run(small(load("lenet300_snip"), 1),
+    results = runs.run(small(load("lenet300_snip"), 1, steps=60),
                        str(tmp_path / "snip"), verbose=0)
     assert results["total_nonzeros"] == 13310
     densities = [results["layers"][p]["density"]

@@ -158,3 +158,13 @@ def test_set_and_rigl_update_in_place_with_their_slot_defaults():
             entered = new & ~old
             mom = lib.slot(model, f"l{i}", "momentums").numpy().reshape(-1)
             assert np.all(mom[entered] == 0)        # grown slots zeroed
+
+
+def test_linear_prune_rate_decay_reaches_zero_and_cosine_keeps_the_reference_floor():
+    linear = tfs.algorithms.SparseMomentum(total_steps=1000,
+                                           steps_per_epoch=100,
+                                           decay="linear")
+    assert linear.drop_fraction(0) == 0.5 and linear.drop_fraction(1000) == 0.0
+    cosine = tfs.algorithms.SparseMomentum(total_steps=1000,
+                                           steps_per_epoch=100)
+    assert cosine.drop_fraction(1000) == pytest.approx(0.005)

@@ -90,6 +90,10 @@ def config():
     c.eval_steps = 1
     c.log_every_steps = 0
     c.validation_fraction = 0.0
+    # The tolerance of the single-device comparison was set for Keras's
+    # initialisation; the preset's PyTorch one (smaller kernels before batch
+    # norm) amplifies the summation-order noise of the all-reduce past it.
+    c.init = "keras"
     return c
 
 

@@ -42,16 +42,17 @@ def test_recipe_config_plans(rel):
 
 def test_train_py_gmp_and_acdc_configs():
     gmp = load("fashion_mnist/lenet5_gmp.py")
-    algorithm = algorithm_lib.make(gmp, plan_lib.resolve(gmp, 600))
+    # 100 epochs of 540 steps (the fashion_mnist preset): T = 54,000.
+    algorithm = algorithm_lib.make(gmp, plan_lib.resolve(gmp, 540))
     assert algorithm.name == "gmp" and algorithm.scope == "global"
-    assert algorithm.update_steps()[0] == 1200
-    assert algorithm.update_steps()[-1] == 7200
-    assert algorithm.target(7200) == pytest.approx(0.95)
+    assert algorithm.update_steps()[0] == 5400
+    assert algorithm.update_steps()[-1] == 32400
+    assert algorithm.target(32400) == pytest.approx(0.95)
     acdc = load("fashion_mnist/lenet5_acdc.py")
-    algorithm = algorithm_lib.make(acdc, plan_lib.resolve(acdc, 600))
-    epochs = [(a // 600, b // 600, s) for a, b, s in algorithm.phases()]
-    assert epochs[0] == (0, 2, False) and epochs[-2:] == [
-        (15, 17, False), (17, 20, True)]
+    algorithm = algorithm_lib.make(acdc, plan_lib.resolve(acdc, 540))
+    epochs = [(a // 540, b // 540, s) for a, b, s in algorithm.phases()]
+    assert epochs[0] == (0, 10, False) and epochs[-2:] == [
+        (75, 85, False), (85, 100, True)]
 
 
 def test_sst2_recipe_fails_fast_without_data(tmp_path):

@@ -11,11 +11,12 @@ from tf_sparse.runs import config as config_lib
 def test_presets_start_from_the_papers_settings():
     mnist = runs.default_config("fashion_mnist")
     assert (mnist.seed, mnist.batch_size, mnist.learning_rate) == (17, 100, 0.1)
-    assert tuple(mnist.lr_boundaries) == (0.5, 0.75)
-    assert mnist.weight_decay_mode == "decoupled"
+    assert (mnist.epochs, mnist.lr_decay_every) == (100, "25000")
+    assert (mnist.weight_decay_mode, mnist.init) == ("coupled", "torch")
+    assert mnist.validation_fraction == 0.1 and not mnist.rescale_init
     cifar = runs.default_config("cifar10")
     assert cifar.lr_decay_every == "25000" and tuple(cifar.lr_boundaries) == ()
-    assert cifar.weight_decay_mode == "l2" and cifar.validation_fraction == 0.1
+    assert cifar.weight_decay_mode == "coupled" and cifar.validation_fraction == 0.1
     imagenet = runs.default_config("imagenet")
     assert imagenet.warmup == "5ep" and imagenet.lr_scaling == "linear"
     assert tuple(imagenet.lr_boundaries) == ("30ep", "60ep", "80ep")

@@ -15,6 +15,7 @@ from tf_sparse.runs import workdir as workdir_lib
 
 def config(**changes):
     c = runs.default_config("fashion_mnist")
+    c.update(dict(validation_fraction=0.0, lr_decay_every="0"))
     for key, value in changes.items():
         c[key] = value
     return c
@@ -106,7 +107,7 @@ def test_a_run_started_before_the_one_engine_resumes(tmp_path):
     c = config(epochs=1, sparsity=0.9, eval_every_epochs=0)
     first = runs.run(c, workdir, data=tiny_data(), verbose=0)
     assert first["steps"] == 6
-    flat = {**c.to_dict(), "lr_decay_at": [0.5, 0.75]}
+    flat = {**c.to_dict(), "lr_decay_at": list(c.lr_boundaries)}
     del flat["lr_boundaries"]
     json.dump(flat, open(os.path.join(workdir, "run.json"), "w"))
     second = runs.run(config(epochs=2, sparsity=0.9, eval_every_epochs=0),

@@ -32,7 +32,8 @@ class SparseMomentum(prune_grow.PruneGrow):
     Args:
       total_steps, steps_per_epoch, every: run length and cadence (every
         epoch but the last, or every `every` steps).
-      prune_rate, final_prune_rate, decay: "cosine", "linear", "constant".
+      prune_rate, decay ("cosine", "linear", "constant"), final_prune_rate
+        (None: 0.005 for cosine, the reference's eta_min; 0 for linear).
       growth: "momentum", "random" or "gradient" (|dense gradient|).
       redistribution: "momentum", "magnitude" (mean |w|), "nonzero" (active
         count), "none" (each layer regrows what it pruned: the paper's "no
@@ -50,7 +51,7 @@ class SparseMomentum(prune_grow.PruneGrow):
         final_drop_fraction="final_prune_rate", update_every="every")
 
     def __init__(self, *, total_steps, steps_per_epoch=None, every=None,
-                 prune_rate=0.5, final_prune_rate=0.005, decay="cosine",
+                 prune_rate=0.5, final_prune_rate=None, decay="cosine",
                  growth="momentum", redistribution="momentum",
                  momentum_source="auto", ema_beta=0.9, max_fill=0.99,
                  dense_layer_density=0.8, gradient_source="optimizer",
@@ -70,7 +71,9 @@ class SparseMomentum(prune_grow.PruneGrow):
                 owner, total_steps=total_steps,
                 steps_per_epoch=steps_per_epoch, every=every),
             drop_fraction=update_schedules.make_decay(
-                owner, decay, prune_rate, final_prune_rate, total_steps),
+                owner, decay, prune_rate, (0.005 if decay == "cosine" else 0.0)
+                if final_prune_rate is None else final_prune_rate,
+                total_steps),
             drop_rounding="ceil", regrow_dropped=regrow_dropped, **options)
 
     def redistribution_stats(self, ctx):

@@ -28,18 +28,21 @@ Key = run_config.Key
 
 LOTTERY = (
     Key("rewind", "0", "k: the step surviving weights rewind to ('0': the "
-        "initialisation; '500it', '2ep', 0.05)", True, point=True),
+        "initialisation; '500it', '2ep', 0.05)", point=True),
     Key("rewind_optimizer", False, "also rewind momentum / Adam moments to "
-        "step k (else they restart at zero)", True),
-    Key("prune_fraction", 0.2, "of the remaining weights, per level", True),
+        "step k (else they restart at zero)"),
+    Key("prune_fraction", 0.2, "of the remaining weights, per level"),
     Key("prune_scope", "global", "global (one magnitude ranking) or "
-        "layerwise", True),
-    Key("layer_rates", "", "'fc3:0.1' prunes fc3 at its own rate", True),
-    Key("levels", 15, "pruning levels after the dense level 0"),
+        "layerwise"),
+    Key("layer_rates", "", "'fc3:0.1' prunes fc3 at its own rate"),
+    Key("levels", 15, "pruning levels after the dense level 0",
+        resumable=True),
     Key("target_density", 0.0, "> 0: levels = the fewest reaching this "
-        "density"),
-    Key("baselines", (), "any of random_prune, random_reinit, reset"),
-    Key("baseline_levels", (), "levels with baselines; (): every level >= 1"),
+        "density", resumable=True),
+    Key("baselines", (), "any of random_prune, random_reinit, reset",
+        resumable=True),
+    Key("baseline_levels", (), "levels with baselines; (): every level >= 1",
+        resumable=True),
 )
 
 # The run schema's keys a lottery uses: no sparsity or algorithm (IMP makes
@@ -53,20 +56,18 @@ _TRAINING = tuple(
 KEYS = _TRAINING + LOTTERY
 
 # open_lth's `mnist_lenet_300_100` (papers.md B.4): plain SGD 0.1, batch
-# 128, 40 epochs, no weight decay, constant learning rate.
+# 128, 40 epochs, no weight decay, constant learning rate; PyTorch's SGD
+# (momentum buffer and weight decay as torch.optim.SGD) for every config.
 PRESET = {
     "seed": 0, "epochs": 40, "batch_size": 128, "momentum": 0.0,
     "nesterov": False, "weight_decay": 0.0, "lr_boundaries": (),
-    "keep_checkpoints": 0, "train_eval_examples": 10000,
+    "weight_decay_mode": "coupled", "keep_checkpoints": 0,
+    "train_eval_examples": 10000,
 }
 
-# Every level, baseline and copy must train the same way, so what would
-# change the training is part of what a lottery run is.
-IDENTITY = run_config.identity_names(KEYS) + (
-    "epochs", "steps_per_epoch", "learning_rate", "momentum", "nesterov",
-    "weight_decay", "weight_decay_mode", "lr_schedule", "lr_boundaries",
-    "lr_decay_every", "lr_decay_factor", "final_lr", "warmup",
-    "warmup_start_lr", "label_smoothing")
+# Every level, baseline and copy trains to the same T: the length is part
+# of what a lottery run is too.
+IDENTITY = run_config.identity_names(KEYS) + ("epochs",)
 
 
 class ConfigError(ValueError):

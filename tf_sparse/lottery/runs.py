@@ -182,7 +182,10 @@ class Run:
             eval_every_epochs=self.config.eval_every_epochs,
             checkpoint_every_steps=self.config.checkpoint_every_steps,
             keep_checkpoints=keep_checkpoints, verbose=self.verbose,
-            label=label)
+            label=label, divergence_factor=self.config.divergence_factor)
+        if trained.diverged:
+            raise runner.Diverged({**trained.diverged, "message": (
+                f"[{label}] {trained.diverged['message']}")})
         if any(not np.array_equal(self.masks()[p], masks[p])
                for p in self.paths):
             raise RuntimeError(f"[{label}] trained with other masks than "

@@ -28,13 +28,19 @@ from tf_sparse import algorithms
 
 @dataclasses.dataclass(frozen=True)
 class Key:
-    """One config key: its default, what it means, and whether it is part
-    of what a run *is* (`identity`: resuming with another value is refused)."""
+    """One config key: its default and what it means.
+
+    `resumable`: the key may change when a run resumes (how long, how
+    often to evaluate or checkpoint, where the data lives); every other key
+    changes what the run computes and is part of what the run is, so a
+    workdir holding another value is refused. `point`: a point or length in
+    training (see the module docstring).
+    """
     name: str
     default: Any
     help: str
-    identity: bool = False
-    point: bool = False    # a point or length in training (see module doc)
+    resumable: bool = False
+    point: bool = False
 
 
 def _dict(**values):
@@ -42,63 +48,69 @@ def _dict(**values):
 
 
 MODEL = (
-    Key("model", "lenet300_100", "zoo model name (tf_sparse.models)", True),
-    Key("model_kwargs", _dict(), "extra arguments of the model builder", True),
+    Key("model", "lenet300_100", "zoo model name (tf_sparse.models)"),
+    Key("model_kwargs", _dict(), "extra arguments of the model builder"),
+    Key("init", "keras", "initial weights: 'keras' (the layers' own "
+        "initializers), 'torch' (PyTorch's defaults, as the PyTorch "
+        "reference code), 'wrn' (its Wide ResNets') or 'kaiming_normal' "
+        "(open_lth's); tf_sparse.models.initialization"),
     Key("init_weights", "", "a .keras file whose weights the model starts "
-        "from ('' = fresh initialisation)", True),
+        "from ('' = fresh initialisation)"),
 )
 
 DATA = (
     Key("dataset", "fashion_mnist", "fashion_mnist, mnist, cifar10, "
-        "imagenet or glue/sst2 (tf_sparse.runs.data)", True),
-    Key("data_dir", "", "where the data lives; '' searches the default places"),
+        "imagenet or glue/sst2 (tf_sparse.runs.data)"),
+    Key("data_dir", "", "where the data lives; '' searches the default "
+        "places", resumable=True),
     Key("data_source", "auto", "cifar10: auto/python/binary/tfds; "
-        "imagenet: auto/tfrecord/tfds"),
-    Key("image_size", 0, "0: the data set's own (32 CIFAR-10, 224 ImageNet)",
-        True),
-    Key("num_classes", 0, "0: the data set's own", True),
-    Key("augment", True, "CIFAR-10 pad-crop-flip (ImageNet always crops)",
-        True),
+        "imagenet: auto/tfrecord/tfds", resumable=True),
+    Key("image_size", 0, "0: the data set's own (32 CIFAR-10, 224 ImageNet)"),
+    Key("num_classes", 0, "0: the data set's own"),
+    Key("augment", True, "CIFAR-10 pad-crop-flip (ImageNet always crops)"),
     Key("validation_fraction", 0.0, "training examples held out for "
-        "validation", True),
+        "validation"),
     Key("synthetic_data", False, "random images of the right shape (smoke "
-        "tests, benchmarks)", True),
-    Key("vocab_size", 20000, "text data: vocabulary of the tokenizer", True),
-    Key("sequence_length", 64, "text data: tokens per example", True),
+        "tests, benchmarks)"),
+    Key("vocab_size", 20000, "text data: vocabulary of the tokenizer"),
+    Key("sequence_length", 64, "text data: tokens per example"),
 )
 
 SEEDS = (
-    Key("seed", 17, "initialisation, masks, data order and augmentation",
-        True),
-    Key("data_seed", -1, "data order and augmentation; -1: `seed`", True),
+    Key("seed", 17, "initialisation, masks, data order and augmentation"),
+    Key("data_seed", -1, "data order and augmentation; -1: `seed`"),
 )
 
 LENGTH = (
-    Key("epochs", 20, "epochs of training (times train_multiplier)"),
+    Key("epochs", 20, "epochs of training (times train_multiplier); a "
+        "finished run resumed with more epochs is extended", resumable=True),
     Key("steps_per_epoch", 0, "0: the whole training set every epoch; "
         "> 0: the first this many batches of every epoch's order"),
     Key("train_multiplier", 1.0, "stretches training: every position that is "
-        "a fraction of training stretches with it", True),
+        "a fraction of training stretches with it"),
     Key("max_steps", 0, "> 0: stop after this many steps (schedules "
-        "unchanged); a later start resumes"),
+        "unchanged); a later start resumes", resumable=True),
 )
 
 BATCH = (
-    Key("batch_size", 100, "global batch over all replicas", True),
+    Key("batch_size", 100, "global batch over all replicas"),
     Key("per_replica_batch_size", 0, "> 0: global batch = this x replicas"),
-    Key("eval_batch_size", 1000, "batch of evaluation passes"),
-    Key("eval_steps", 0, "0: the whole evaluation split"),
+    Key("eval_batch_size", 1000, "batch of evaluation passes",
+        resumable=True),
+    Key("eval_steps", 0, "0: the whole evaluation split", resumable=True),
 )
 
 OPTIMIZER = (
-    Key("optimizer", "sgd", "sgd, adam or adamw", True),
+    Key("optimizer", "sgd", "sgd, adam or adamw"),
     Key("learning_rate", 0.1, "peak learning rate (for "
         "lr_reference_batch_size)"),
     Key("momentum", 0.9, "SGD momentum"),
     Key("nesterov", True, "SGD Nesterov momentum"),
     Key("weight_decay", 5e-4, "weight decay coefficient"),
     Key("weight_decay_mode", "decoupled", "decoupled: the Keras optimizer's "
-        "own (w -= lr * wd * w); l2: PyTorch-style wd * w in the gradient"),
+        "own (w -= lr * wd * w); coupled: PyTorch's optimizers (wd * w added "
+        "to the gradient inside the optimizer; SGD with PyTorch's momentum "
+        "buffer); l2: wd/2 * ||w||^2 added to the loss"),
     Key("weight_decay_exclude", (), "fnmatch patterns of variable paths "
         "without weight decay, e.g. ('*/gamma', '*/beta')"),
     Key("label_smoothing", 0.0, "label smoothing of the cross-entropy"),
@@ -122,51 +134,57 @@ LR_SCHEDULE = (
 
 MASKS = (
     Key("sparsity", 0.95, "fraction of the prunable weights that are zero "
-        "(the target of GMP and AC/DC)", True),
-    Key("distribution", "uniform", "uniform, er or erk", True),
-    Key("keep_dense", (), "layer names/patterns left dense", True),
-    Key("prune", (), "only these layer names/patterns are pruned (): all",
-        True),
-    Key("rescale_init", False, "scale kept weights by 1/sqrt(layer density)",
-        True),
+        "(the target of GMP and AC/DC)"),
+    Key("distribution", "uniform", "uniform, er or erk"),
+    Key("keep_dense", (), "layer names/patterns left dense"),
+    Key("prune", (), "only these layer names/patterns are pruned (): all"),
+    Key("rescale_init", False, "scale kept weights by 1/sqrt(layer density)"),
 )
 
 ALGORITHM = (
     Key("algorithm", "static", "a name of tf_sparse.algorithms, or 'dense' "
-        "(no masks)", True),
+        "(no masks)"),
     Key("algorithm_params", dict.fromkeys(algorithms.CONFIG_PARAMS),
         "hyperparameters of algorithms built by from_params (sparse momentum, "
-        "SET, RigL, SNIP); None: the paper's", True),
+        "SET, RigL, SNIP); None: the paper's"),
     Key("algorithm_kwargs", _dict(), "constructor arguments of the other "
-        "algorithms (GMP, AC/DC)", True),
+        "algorithms (GMP, AC/DC)"),
 )
 
 DISTILLATION = (
-    Key("teacher", "", "a .keras model to distil from ('' = none)", True),
+    Key("teacher", "", "a .keras model to distil from ('' = none)"),
     Key("distill_alpha", 0.5, "weight of the soft loss"),
     Key("distill_temperature", 4.0, "softmax temperature"),
 )
 
 EVALUATION = (
     Key("eval_every_epochs", 1, "evaluate the validation split (or the test "
-        "set) every this many epochs; 0: only at the end"),
+        "set) every this many epochs; 0: only at the end", resumable=True),
     Key("diagnostics", False, "under-training diagnostics every epoch "
-        "(tf_sparse.undertraining) -> diagnostics.json"),
+        "(tf_sparse.undertraining) -> diagnostics.json", resumable=True),
     Key("train_eval_examples", 5000, "fixed training subset the diagnostics "
-        "(and the lottery's train error) are measured on"),
-    Key("entropy_examples", 1000, "fixed validation batch for the entropy"),
+        "(and the lottery's train error) are measured on", resumable=True),
+    Key("entropy_examples", 1000, "fixed validation batch for the entropy",
+        resumable=True),
 )
 
 EXECUTION = (
     Key("precision", "auto", "auto, float32, mixed_float16, mixed_bfloat16"),
-    Key("steps_per_execution", 1, "optimizer steps per compiled call"),
-    Key("jit_compile", False, "compile the train step with XLA"),
-    Key("run_eagerly", False, "debugging"),
+    Key("steps_per_execution", 1, "optimizer steps per compiled call",
+        resumable=True),
+    Key("jit_compile", False, "compile the train step with XLA",
+        resumable=True),
+    Key("run_eagerly", False, "debugging", resumable=True),
     Key("sync_batch_norm", True, "batch statistics over all replicas"),
-    Key("checkpoint_every_steps", 0, "> 0: also checkpoint mid-epoch"),
+    Key("checkpoint_every_steps", 0, "> 0: also checkpoint mid-epoch",
+        resumable=True),
     Key("keep_checkpoints", 2, "checkpoints kept in a workdir (0: delete "
-        "them when the training is done)"),
-    Key("log_every_steps", 0, "> 0: step-level loss to TensorBoard"),
+        "them when the training is done)", resumable=True),
+    Key("log_every_steps", 0, "> 0: step-level loss to TensorBoard",
+        resumable=True),
+    Key("divergence_factor", 10.0, "stop when the training loss exceeds "
+        "this multiple of its first value (0: only non-finite losses)",
+        resumable=True),
 )
 
 SECTIONS = {
@@ -179,31 +197,38 @@ SECTIONS = {
 #: What a training run is made of (tools/train.py, the image binaries).
 TRAINING = sum(SECTIONS.values(), ())
 
-#: Preset values of the data sets' own binaries; each states its source.
+#: Preset values of the data sets' own binaries; each states its source
+#: (docs/paper_configs.md compares every paper config with its reference).
 PRESETS = {
-    # sparse momentum's MNIST settings (sparse_learning mnist_cifar/main.py,
-    # papers.md A.2): batch 100, Nesterov SGD 0.1, momentum 0.9, wd 5e-4.
-    "fashion_mnist": {},
-    "mnist": {"dataset": "mnist"},
+    # sparse momentum's MNIST reference (sparse_learning mnist_cifar/main.py,
+    # papers.md A.2): batch 100, PyTorch SGD (Nesterov, momentum 0.9, lr
+    # 0.1, weight decay 5e-4 in the gradient), lr x0.1 every 25,000
+    # iterations, 100 epochs, 10% of the training set held out, PyTorch's
+    # default initialisation, seed 17.
+    "fashion_mnist": {
+        "epochs": 100, "validation_fraction": 0.1, "lr_boundaries": (),
+        "lr_decay_every": "25000", "weight_decay_mode": "coupled",
+        "init": "torch"},
     # sparse momentum's CIFAR-10 reference settings (main.py, papers.md
-    # A.2): 100 epochs, lr x0.1 every 25,000 iterations, PyTorch L2 weight
-    # decay, 10% of the training set held out, seed 17.
+    # A.2): the MNIST recipe on CIFAR-10 with pad-crop-flip.
     "cifar10": {
         "model": "resnet20", "dataset": "cifar10", "epochs": 100,
         "validation_fraction": 0.1, "lr_boundaries": (),
-        "lr_decay_every": "25000", "weight_decay_mode": "l2",
-        "log_every_steps": 100, "train_eval_examples": 5000},
+        "lr_decay_every": "25000", "weight_decay_mode": "coupled",
+        "init": "torch", "log_every_steps": 100},
     # the lottery-ticket ResNet-50 recipe (open_lth; papers.md B.4): global
     # batch 1024, lr 0.1 per 256 scaled linearly, 5-epoch warm-up, x0.1 at
-    # epochs 30, 60, 80 of 90, momentum 0.9, weight decay 1e-4 (L2).
+    # epochs 30, 60, 80 of 90, momentum 0.9, weight decay 1e-4 (PyTorch's).
     "imagenet": {
         "model": "resnet50", "dataset": "imagenet", "seed": 0, "epochs": 90,
         "batch_size": 1024, "lr_scaling": "linear",
         "lr_reference_batch_size": 256, "warmup": "5ep",
         "lr_boundaries": ("30ep", "60ep", "80ep"), "nesterov": False,
-        "weight_decay": 1e-4, "weight_decay_mode": "l2",
+        "weight_decay": 1e-4, "weight_decay_mode": "coupled",
         "log_every_steps": 100},
 }
+MNIST_REFERENCE = PRESETS["fashion_mnist"]
+PRESETS["mnist"] = {**MNIST_REFERENCE, "dataset": "mnist"}
 
 #: Keys renamed by the one-engine redesign: old name -> new name. Old
 #: workdirs are read through `tf_sparse.runs.workdir.migrate`.
@@ -264,6 +289,75 @@ def default_config(preset="fashion_mnist"):
     return compose(TRAINING, PRESETS[preset])
 
 
+# Numeric keys: (lowest, highest, lowest included, highest included, int).
+_RANGES = {
+    "batch_size": (1, None, True, True, True),
+    "per_replica_batch_size": (0, None, True, True, True),
+    "eval_batch_size": (1, None, True, True, True),
+    "eval_steps": (0, None, True, True, True),
+    "epochs": (1, None, True, True, True),
+    "steps_per_epoch": (0, None, True, True, True),
+    "max_steps": (0, None, True, True, True),
+    "steps_per_execution": (1, None, True, True, True),
+    "eval_every_epochs": (0, None, True, True, True),
+    "checkpoint_every_steps": (0, None, True, True, True),
+    "keep_checkpoints": (0, None, True, True, True),
+    "log_every_steps": (0, None, True, True, True),
+    "train_eval_examples": (1, None, True, True, True),
+    "entropy_examples": (1, None, True, True, True),
+    "train_multiplier": (0.0, None, False, True, False),
+    "learning_rate": (0.0, None, False, True, False),
+    "momentum": (0.0, 1.0, True, False, False),
+    "weight_decay": (0.0, None, True, True, False),
+    "label_smoothing": (0.0, 1.0, True, False, False),
+    "lr_decay_factor": (0.0, 1.0, False, True, False),
+    "sparsity": (0.0, 1.0, True, False, False),
+    "validation_fraction": (0.0, 1.0, True, False, False),
+    "distill_alpha": (0.0, 1.0, True, True, False),
+    "distill_temperature": (0.0, None, False, True, False),
+    "divergence_factor": (0.0, None, True, True, False),
+}
+CHOICES = {
+    "optimizer": ("sgd", "adam", "adamw"),
+    "weight_decay_mode": ("decoupled", "coupled", "l2"),
+    "lr_schedule": ("step", "cosine", "constant"),
+    "lr_scaling": ("none", "linear", "sqrt"),
+    "init": ("keras", "torch", "wrn", "kaiming_normal"),
+}
+
+
+def _range_text(low, high, low_in, high_in, integer):
+    kind = "an int" if integer else "a number"
+    if high is None:
+        return f"{kind} {'>=' if low_in else '>'} {low}"
+    return (f"{kind} in {'[' if low_in else '('}{low}, {high}"
+            f"{']' if high_in else ')'}")
+
+
+def check(config):
+    """Raises ValueError naming the first key whose value cannot be used
+    and what is accepted; run before anything is written."""
+    import math  # pylint: disable=import-outside-toplevel
+    for name, (low, high, low_in, high_in, integer) in _RANGES.items():
+        if name not in config:
+            continue
+        value = config[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and (
+            not integer or float(value).is_integer())
+        if ok:
+            ok = (value >= low if low_in else value > low) and (
+                high is None or (value <= high if high_in else value < high))
+        if not ok:
+            raise ValueError(
+                f"{name}={value!r} is not accepted: it must be "
+                f"{_range_text(low, high, low_in, high_in, integer)}.")
+    for name, accepted in CHOICES.items():
+        if name in config and config[name] not in accepted:
+            raise ValueError(f"{name}={config[name]!r} is not accepted; "
+                             f"accepted: {', '.join(accepted)}.")
+
+
 def option(config, name, default):
     """`config[name]`, or `default` for a kind whose config has no such key
     (a lottery config has no `teacher`: it never distils)."""
@@ -271,8 +365,9 @@ def option(config, name, default):
 
 
 def identity_names(keys):
-    """The names of the keys that define what a run is."""
-    return tuple(k.name for k in keys if k.identity)
+    """The names of the keys that define what a run is (all but the
+    resumable ones)."""
+    return tuple(k.name for k in keys if not k.resumable)
 
 
 def plain(value):

@@ -53,9 +53,11 @@ from tf_sparse.runs import plan as plan_lib
 from tf_sparse.runs import runner
 from tf_sparse.runs import workdir as workdir_lib
 
-# Errors the binaries report as one message (bad input), without a traceback.
+# Errors the binaries report as one message (bad input, a diverged run),
+# without a traceback.
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, distribute.TPUNotFoundError,
-                   tf.errors.InvalidArgumentError, tf.errors.DataLossError)
+                   tf.errors.InvalidArgumentError, tf.errors.DataLossError,
+                   runner.Diverged)
 
 
 def check_execution(config, info):
@@ -84,6 +86,7 @@ class Prepared:
     """
 
     def __init__(self, config, *, strategy=None, data=None, epochs=None):
+        config_lib.check(config)
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.info = distribute.describe(self.strategy)
@@ -231,6 +234,8 @@ def results_of(prepared, session, trained, workdir, *, seconds,
     }
     if "top5_accuracy" in scores:
         results["test_top5_accuracy"] = scores["top5_accuracy"]
+    if trained.diverged:
+        results["diverged"] = trained.diverged
     if diagnostics_history is not None:
         results["history"] = diagnostics_history
     if session.algorithm is not None:
@@ -268,17 +273,19 @@ def run(config, workdir, *, strategy=None, data=None, model_fn=None,
     """
     started = time.time()
     wd = workdir_lib.Workdir(workdir)
+    # Everything that can refuse the config runs before anything is written.
     prepared = Prepared(config, strategy=strategy, data=data, epochs=epochs)
     info = prepared.info
     if identity is None:
         identity = config_lib.identity_names(config_lib.TRAINING)
+    wd.check(config, identity, kind=kind, write=False)
+    session = prepared.build_session(model_fn=model_fn)
     wd.check(config, identity, kind=kind, write=info.is_chief)
     if info.is_chief:
         lines = prepared.log_lines()
         if verbose:
             print("\n".join(lines), flush=True)
         wd.write_json("setup.json", {**prepared.setup(), "log": lines})
-    session = prepared.build_session(model_fn=model_fn)
     callbacks = []
     diag = None
     if config.diagnostics:
@@ -297,7 +304,7 @@ def run(config, workdir, *, strategy=None, data=None, model_fn=None,
         eval_every_epochs=config.eval_every_epochs,
         checkpoint_every_steps=config.checkpoint_every_steps,
         keep_checkpoints=config.keep_checkpoints, verbose=verbose,
-        label=workdir)
+        label=workdir, divergence_factor=config.divergence_factor)
     results = results_of(prepared, session, trained, wd,
                          seconds=time.time() - started,
                          diagnostics_history=diag.history if diag else None)

@@ -3,8 +3,9 @@
 `build(config, data)` makes the dense network exactly as every kind of run
 did: `keras.utils.set_random_seed(config.seed)` first, so a seed gives the
 same initial weights, then the zoo model in the run's dtype policy (mixed
-precision), synchronised batch norm across replicas if asked, and the
-starting weights of `config.init_weights` if given. `sparsify(config,
+precision), its weights redrawn as the PyTorch reference draws them if
+`config.init` says so, synchronised batch norm across replicas if asked,
+and the starting weights of `config.init_weights` if given. `sparsify(config,
 model, ...)` then attaches the masks the algorithm starts from.
 
 Example:
@@ -18,6 +19,7 @@ import keras
 from tf_sparse import distribute
 from tf_sparse import models as models_lib
 from tf_sparse import sparsification
+from tf_sparse.models import initialization
 
 
 def build(config, data, *, policy="float32", sync_batch_norm=False,
@@ -42,6 +44,9 @@ def build(config, data, *, policy="float32", sync_batch_norm=False,
             model = models_lib.get_model(
                 config.model, num_classes=data.num_classes,
                 input_shape=data.input_shape, **config.model_kwargs.to_dict())
+    if config.init != "keras":
+        initialization.reinitialize(model, config.init,
+                                    config.seed if seed is None else seed)
     if sync_batch_norm:
         for layer in model._flatten_layers():  # pylint: disable=protected-access
             if isinstance(layer, keras.layers.BatchNormalization):

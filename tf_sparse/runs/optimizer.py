@@ -6,9 +6,11 @@
   resolved to steps by `tf_sparse.runs.plan`.
 - `make_optimizer(config, model, learning_rate)`: SGD (momentum, Nesterov),
   Adam or AdamW. Weight decay is "decoupled" (the Keras optimizer's own
-  `weight_decay`: w -= lr * wd * w, as AdamW) or "l2" (`wd/2 * ||w||^2` of
-  every trainable variable in the loss, i.e. `wd * w` in the gradient before
-  momentum, as PyTorch's SGD `weight_decay` in the papers' code).
+  `weight_decay`: w -= lr * wd * w, as AdamW), "coupled" (PyTorch's
+  optimizers, `tf_sparse.optimizers`: `wd * w` added to the gradient inside
+  the optimizer, and SGD with PyTorch's momentum buffer: what the papers'
+  PyTorch code runs) or "l2" (`wd/2 * ||w||^2` of every trainable variable
+  added to the loss: the same gradient, with Keras's SGD).
 - `make_loss(config, num_classes)`: cross-entropy on logits, with label
   smoothing if asked.
 
@@ -22,12 +24,14 @@ import fnmatch
 
 import keras
 
+from tf_sparse import optimizers
 from tf_sparse import schedules
+from tf_sparse.runs import config as config_lib
 from tf_sparse.runs import plan as plan_lib
 
-LR_SCHEDULES = ("step", "cosine", "constant")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-WEIGHT_DECAY_MODES = ("l2", "decoupled")
+LR_SCHEDULES = config_lib.CHOICES["lr_schedule"]
+OPTIMIZERS = config_lib.CHOICES["optimizer"]
+WEIGHT_DECAY_MODES = config_lib.CHOICES["weight_decay_mode"]
 
 
 def learning_rate(config, plan, peak=None):
@@ -74,14 +78,23 @@ def make_optimizer(config, model, learning_rate):
     if config.weight_decay < 0:
         raise ValueError(f"weight_decay={config.weight_decay!r} must be >= 0")
     decoupled = (config.weight_decay or None) if mode == "decoupled" else None
+    if config.weight_decay and mode != "decoupled" and name == "adamw":
+        raise ValueError("optimizer='adamw' decays weights itself: use "
+                         "weight_decay_mode='decoupled'")
     if config.weight_decay and mode == "l2":
-        if name == "adamw":
-            raise ValueError("optimizer='adamw' decays weights itself: use "
-                             "weight_decay_mode='decoupled'")
         regularizer = keras.regularizers.L2(config.weight_decay / 2.0)
         for variable in model.trainable_variables:
             if not _matches(variable.path, config.weight_decay_exclude):
                 variable.regularizer = regularizer
+    if mode == "coupled" and name == "sgd":
+        return optimizers.TorchSGD(
+            learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+            weight_decay_exclude=config.weight_decay_exclude)
+    if mode == "coupled" and name == "adam":
+        return optimizers.CoupledAdam(
+            learning_rate, weight_decay=config.weight_decay,
+            weight_decay_exclude=config.weight_decay_exclude)
     if name == "sgd":
         optimizer = keras.optimizers.SGD(
             learning_rate, momentum=config.momentum, nesterov=config.nesterov,

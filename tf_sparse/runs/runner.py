@@ -28,11 +28,13 @@ Example:
 """
 
 import dataclasses
+import math
 import os
 import shutil
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_sparse import callbacks as callbacks_lib
@@ -150,6 +152,15 @@ def data_seed(config):
 # --------------------------------------------------------------------------
 
 
+class Diverged(RuntimeError):
+    """Training diverged; `report` says at which step, why, the first
+    variable that is not finite and the last mask update before it."""
+
+    def __init__(self, report):
+        super().__init__(report["message"])
+        self.report = report
+
+
 class Progress(keras.callbacks.Callback):
     """Counts the batches of a run, saves checkpoints and stops training.
 
@@ -158,10 +169,17 @@ class Progress(keras.callbacks.Callback):
     `stop`, where training ends. Positions are batches, not
     `optimizer.iterations`: under float16 loss scaling a step with
     overflowing gradients does not advance the iterations.
+
+    Divergence guard: a training loss that is not finite, or (with
+    `divergence_factor` > 0) above that multiple of the first loss this
+    training saw, raises `Diverged` before anything of that step is saved;
+    before every save the weights are checked too (a ReLU can hide
+    non-finite weights from the loss), so no checkpoint holds a non-finite
+    value and the last one is the last good one.
     """
 
     def __init__(self, *, position, steps_per_epoch, stop, save,
-                 every_steps=0, global_batch=0):
+                 every_steps=0, global_batch=0, divergence_factor=0.0):
         super().__init__()
         self.position = int(position)
         self.steps_per_epoch = steps_per_epoch
@@ -169,21 +187,46 @@ class Progress(keras.callbacks.Callback):
         self.save = save
         self.every_steps = every_steps
         self.global_batch = global_batch
+        self.divergence_factor = float(divergence_factor)
         self.steps_run = 0
-        self._fit_start = self.position
+        self.first_loss = None
         self._epoch_start = self.position
         self._last_due = None
         self._t0 = 0.0
-
-    def on_train_begin(self, logs=None):
-        self._fit_start = self.position
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.position
         self._t0 = time.perf_counter()
 
+    def _check_loss(self, step, logs):
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        reason = None
+        if not math.isfinite(loss):
+            reason = f"the training loss is {loss}"
+        elif self.first_loss is None:
+            self.first_loss = loss
+        elif self.divergence_factor and (
+                loss > self.divergence_factor * self.first_loss):
+            reason = (f"the training loss {loss:.6g} is above "
+                      f"divergence_factor={self.divergence_factor:g} x its "
+                      f"first value {self.first_loss:.6g}")
+        if reason:
+            raise Diverged({"step": step, "loss": loss, "reason": reason,
+                            "message": reason})
+
+    def _save(self, position):
+        bad = first_non_finite(self.model)
+        if bad is not None:
+            reason = f"variable {bad} is not finite"
+            raise Diverged({"step": position, "loss": None,
+                            "reason": reason, "message": reason})
+        self.save(position)
+
     def on_train_batch_end(self, batch, logs=None):
         now = self._epoch_start + batch + 1
+        self._check_loss(now, logs)
         self.steps_run += now - self.position
         self.position = now
         if self.position >= self.stop:
@@ -192,7 +235,7 @@ class Progress(keras.callbacks.Callback):
             due = self.position // self.every_steps
             if due and due != self._last_due:
                 self._last_due = due
-                self.save(self.position)
+                self._save(self.position)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._t0
@@ -201,7 +244,7 @@ class Progress(keras.callbacks.Callback):
             logs["images_per_second"] = done * self.global_batch / seconds
         if (self.position % self.steps_per_epoch == 0
                 or self.position >= self.stop):
-            self.save(self.position)
+            self._save(self.position)
 
 
 def _prebuild(model, strategy, element_spec):
@@ -250,13 +293,48 @@ def _rank1_step_logs(model):
 
 @dataclasses.dataclass
 class Trained:
-    """What `train` did: where it started and stopped, and the last logs."""
+    """What `train` did: where it started and stopped, the last logs, and
+    the divergence report if it diverged."""
     start: int
     position: int
     steps_run: int
     resumed: bool
     logs: dict
-    checkpoint: checkpoints.TrainingCheckpoint
+    diverged: dict = None
+
+
+def last_mask_update(algorithm, step):
+    """The last step <= `step` at which `algorithm` updates masks, or None
+    (an algorithm that cannot list its update steps, or none yet)."""
+    steps = getattr(algorithm, "update_steps", None)
+    done = [s for s in (steps() if steps else ()) if s <= step]
+    return max(done) if done else None
+
+
+def first_non_finite(model):
+    """The path of the first float variable of `model` holding a NaN or an
+    infinity, or None."""
+    for variable in model.variables:
+        value = keras.ops.convert_to_numpy(variable)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(
+                np.isfinite(value)):
+            return variable.path
+    return None
+
+
+def divergence_report(session, found, last_checkpoint):
+    """`found` (from `Progress`) completed with the first variable that is
+    not finite and the last mask update, in one message."""
+    bad = first_non_finite(session.model)
+    last = last_mask_update(session.algorithm, found["step"])
+    report = {**found, "non_finite_variable": bad,
+              "last_mask_update": last, "last_checkpoint": last_checkpoint}
+    report["message"] = (
+        f"training diverged at step {found['step']}: {found['reason']}; "
+        f"first variable that is not finite: {bad or 'none'}; last mask "
+        f"update: {'none' if last is None else f'step {last}'}; the last "
+        f"good checkpoint is {last_checkpoint or 'none'} (kept).")
+    return report
 
 
 def summaries(session, log_dir, *, batch_size=0, log_every_steps=0):
@@ -282,7 +360,8 @@ def summaries(session, log_dir, *, batch_size=0, log_every_steps=0):
 
 def train(session, data, directory, *, data_seed, end_step, start=None,
           stop_step=None, callbacks=(), validation=None, eval_every_epochs=0,
-          checkpoint_every_steps=0, keep_checkpoints=2, verbose=0, label=""):
+          checkpoint_every_steps=0, keep_checkpoints=2, verbose=0, label="",
+          divergence_factor=0.0):
     """Trains `session` on `data` to `end_step`, resuming from `directory`.
 
     Args:
@@ -303,6 +382,9 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
         reached.
       verbose: Keras fit verbosity; progress lines when > 0.
       label: shown in progress lines.
+      divergence_factor: see `Progress`; a diverged training stops and
+        `Trained.diverged` reports it (nothing is saved after the last good
+        checkpoint).
 
     Returns:
       a `Trained`.
@@ -340,7 +422,8 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
               f"{ckpt.latest}.", flush=True)
     progress = Progress(position=position, steps_per_epoch=spe, stop=stop,
                         save=save, every_steps=checkpoint_every_steps,
-                        global_batch=data.batch_size)
+                        global_batch=data.batch_size,
+                        divergence_factor=divergence_factor)
     fit_callbacks = [progress, *callbacks]
     fit_kwargs = dict(shuffle=False, verbose=verbose if info.is_chief else 0,
                       callbacks=fit_callbacks)
@@ -348,6 +431,7 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
         fit_kwargs.update(validation_data=validation,
                           validation_freq=eval_every_epochs)
     logs = {}
+    diverged = None
     built = info.strategy == "default"
     while progress.position < stop:
         position = progress.position
@@ -363,8 +447,15 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
         t0 = time.time()
         if steps < spe:
             train_data = train_data.take(steps)
-        history = model.fit(train_data, initial_epoch=epoch, epochs=epochs,
-                            steps_per_epoch=steps, **fit_kwargs)
+        try:
+            history = model.fit(train_data, initial_epoch=epoch,
+                                epochs=epochs, steps_per_epoch=steps,
+                                **fit_kwargs)
+        except Diverged as error:
+            diverged = divergence_report(session, error.report, ckpt.latest)
+            if verbose and info.is_chief:
+                print(f"[{label}] {diverged['message']}", flush=True)
+            break
         logs = {k: float(v[-1]) for k, v in history.history.items()}
         if progress.position == position:
             raise RuntimeError(f"[{label}] training made no progress at step "
@@ -384,7 +475,7 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
         shutil.rmtree(directory, ignore_errors=True)
     return Trained(start=first, position=progress.position,
                    steps_run=progress.steps_run, resumed=resumed, logs=logs,
-                   checkpoint=ckpt)
+                   diverged=diverged)
 
 
 def evaluate(session, dataset, *, steps=0):

@@ -98,7 +98,9 @@ class StepDecayLR(_Warmup, Schedule, keras.optimizers.schedules.LearningRateSche
     (the decay applies from the boundary step on, like PyTorch's
     ``MultiStepLR`` stepped per epoch), preceded by an optional linear
     warm-up from ``warmup_start_lr`` at step 0 to ``initial_lr`` at step
-    ``warmup``. The default boundaries are 30/60/80 of 90 epochs.
+    ``warmup``. The default boundaries are 30/60/80 of 90 epochs. Boundaries
+    that resolve to the same step (fractions of a very short run) each
+    apply the factor there.
 
     Example:
 
@@ -123,10 +125,10 @@ class StepDecayLR(_Warmup, Schedule, keras.optimizers.schedules.LearningRateSche
         check_in_interval(self, "factor", lo_open=True, hi_open=False,
                           accepted="the decay factor")
         b = self.resolved_step("boundaries")
-        if any(x >= y for x, y in zip(b, b[1:])):
+        if any(x > y for x, y in zip(b, b[1:])):
             raise ValueError(
                 f"StepDecayLR.boundaries={self.boundaries!r} resolve to steps "
-                f"{b}; they must be strictly increasing."
+                f"{b}; they must not decrease."
             )
 
     def __call__(self, step):
