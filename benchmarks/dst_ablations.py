@@ -1,11 +1,12 @@
 """The sparse-momentum paper's ablations on real Fashion-MNIST: which layers
 get the regrowth (redistribution) and where weights regrow (growth).
 
-LeNet-300-100 at one density (default 2%, where the table of
-benchmarks/dst_accuracy.py separates the methods), test error mean and
-standard error over seeds, each run through `tf_sparse.runs.run` with
-configs/fashion_mnist/lenet300_sparse_momentum.py and
-`algorithm_params.redistribution` / `.growth` changed:
+LeNet-300-100 or LeNet-5-Caffe at one density (default 2%, where the
+table of benchmarks/dst_accuracy.py separates the methods), test error mean
+and standard error over seeds, each run through `tf_sparse.runs.run` with
+configs/fashion_mnist/<model>_sparse_momentum.py (sparse momentum's
+reference recipe) and `algorithm_params.redistribution` / `.growth`
+changed:
 
   redistribution: momentum (paper), magnitude, nonzero, none (each layer
     regrows what it pruned: the paper's "no redistribution"), size (the
@@ -15,7 +16,10 @@ configs/fashion_mnist/lenet300_sparse_momentum.py and
 Usage:
   python benchmarks/dst_ablations.py                  # 2%, 5 epochs, 3 seeds
   python benchmarks/dst_ablations.py --density=0.05 --epochs=20 --seeds=5
-Writes benchmarks/results/<name>.{json,md} (resumable like dst_accuracy).
+  python benchmarks/dst_ablations.py --model=lenet5 --epochs=10
+Writes benchmarks/results/<name>.{json,md} (default name
+dst_ablations_<model>; resumable like dst_accuracy). Diverged runs are
+listed apart and left out of the means.
 """
 
 import argparse
@@ -49,14 +53,16 @@ def markdown(payload):
     args = payload["args"]
     info = payload["machine"]
     lines = [
-        "# Sparse momentum ablations, LeNet-300-100 on Fashion-MNIST at "
+        "# Sparse momentum ablations, "
+        f"{dst_accuracy.MODELS[args['model']]} on Fashion-MNIST at "
         f"{100 * args['density']:g}% weights (benchmarks/dst_ablations.py)",
         "",
         f"{args['epochs']} epochs per run, seeds "
         f"{', '.join(map(str, payload['seeds']))}; test error %, mean ± "
-        "standard error. Everything else as configs/fashion_mnist/"
-        "lenet300_sparse_momentum.py (prune rate 0.5 cosine to 0.005, "
-        "update every epoch but the last).",
+        "standard error over the runs that did not diverge. Everything "
+        f"else as configs/fashion_mnist/{args['model']}_sparse_momentum.py "
+        "(the reference recipe; prune rate 0.5 cosine to 0.005, update "
+        "every epoch but the last).",
         "",
         f"Machine: {info.get('cpu')}, {info.get('cpu_count')} vCPUs (shared), "
         f"TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}; "
@@ -64,31 +70,64 @@ def markdown(payload):
         f"{payload['total_seconds'] / 60:.1f} min.",
         "",
     ]
-    rows = []
+    rows, names = [], []
     for red, growth in VARIANTS:
         entry = payload["table"].get(f"{red}/{growth}")
         if not entry:
             continue
         cell = (f"{entry['mean']:.2f} ± {entry['se']:.2f}"
-                if entry["n"] > 1 else f"{entry['mean']:.2f}")
+                if entry["n"] > 1 else f"{entry['mean']:.2f}"
+                if entry["n"] else "")
+        if entry["diverged_seeds"]:
+            cell += f" ({len(entry['diverged_seeds'])} diverged)"
         final = entry["final_density"]
+        names = sorted(final)
         rows.append([red, growth, cell,
-                     " / ".join(f"{final[p]:.3f}" for p in sorted(final))])
+                     " / ".join(f"{final[p]:.3f}" for p in names)])
+    layers = " / ".join(n.split("/")[0] for n in names)
     lines.append(common.markdown_table(
         ["redistribution", "growth", "test error %",
-         "final density fc1 / fc2 / fc3 (first seed)"], rows))
+         f"final density {layers} (first seed)"], rows))
+    bad = [r for r in payload["runs"] if r.get("diverged")]
+    if bad:
+        lines += ["", "Diverged runs (left out of the means):", ""] + [
+            f"- {r['key']}: {r['diverged']}" for r in bad]
     return "\n".join(lines) + "\n"
+
+
+def aggregate(runs):
+    """Mean and standard error per variant over the runs that did not
+    diverge."""
+    groups = {}
+    for run in runs:
+        groups.setdefault("/".join(run["key"].split("/")[:2]), []).append(run)
+    table = {}
+    for k, group in groups.items():
+        errors = [x["test_error"] for x in group if not x.get("diverged")]
+        table[k] = {
+            "n": len(errors),
+            "mean": statistics.fmean(errors) if errors else float("nan"),
+            "se": (statistics.stdev(errors) / math.sqrt(len(errors))
+                   if len(errors) > 1 else float("nan")),
+            "errors": errors,
+            "diverged_seeds": [x["seed"] for x in group
+                               if x.get("diverged")],
+            "final_density": group[0]["layer_density"]}
+    return table
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="lenet300",
+                        choices=list(dst_accuracy.MODELS))
     parser.add_argument("--density", type=float, default=0.02)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=17)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps-per-epoch", type=int, default=0)
-    parser.add_argument("--name", default="dst_ablations_lenet300")
+    parser.add_argument("--name", default=None)
     args = parser.parse_args()
+    args.name = args.name or f"dst_ablations_{args.model}"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     path = os.path.join(common.RESULTS, f"{args.name}.json")
     previous = {}
@@ -107,26 +146,15 @@ def main():
             r = previous[key]
         else:
             r = dst_accuracy.run_one(
-                "lenet300", "sparse_momentum", args.density, seed, args,
+                args.model, "sparse_momentum", args.density, seed, args,
                 params={"redistribution": red, "growth": growth})
             r["key"] = key
             print(f"[{i + 1}/{len(plan)}] {key}: error "
-                  f"{r['test_error']:.2f}% ({r['seconds']:.0f}s)", flush=True)
+                  f"{r['test_error']:.2f}% ({r['seconds']:.0f}s)"
+                  + (" DIVERGED" if r.get("diverged") else ""), flush=True)
         runs.append(r)
         total += r["seconds"]
-        table = {}
-        for run in runs:
-            k = "/".join(run["key"].split("/")[:2])
-            table.setdefault(k, []).append(run)
-        payload["table"] = {
-            k: {"n": len(v),
-                "mean": statistics.fmean(x["test_error"] for x in v),
-                "se": (statistics.stdev(x["test_error"] for x in v)
-                       / math.sqrt(len(v)) if len(v) > 1 else float("nan")),
-                "errors": [x["test_error"] for x in v],
-                "final_density": v[0]["layer_density"]}
-            for k, v in table.items()}
-        payload.update(runs=runs, total_seconds=total)
+        payload.update(runs=runs, table=aggregate(runs), total_seconds=total)
         common.write_results(args.name, payload, markdown(payload))
     paths = common.write_results(args.name, payload, markdown(payload))
     print(markdown(payload))
