@@ -15,7 +15,8 @@ PACKAGE = os.path.join(ROOT, "tf_sparse")
 
 # Bottom up: a module may import its own layer and the layers below it.
 LAYERS = (
-    ("ground", ("masking", "registry", "distributions", "topk", "schedules",
+    ("ground", ("masking", "registry", "distributions", "topk", "patterns",
+                "schedules",
                 "sparsification", "saving", "cloning", "model_report",
                 "models", "data", "version")),
     ("algorithms", ("algorithms",)),

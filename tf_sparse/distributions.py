@@ -109,19 +109,74 @@ def layer_densities(shapes, density, distribution="uniform"):
     return [float(d) for d in result]
 
 
-def layer_counts(shapes, density, distribution="uniform"):
+def layer_counts(shapes, density, distribution="uniform", units=None):
     """Exact nonzero counts per layer for a global density (see rounding rule).
 
     Args:
       shapes: the prunable weights' shapes, in model order.
       density: fraction of weights kept over all these layers, in (0, 1].
       distribution: "uniform", "er" or "erk".
+      units: optional, per layer, the number of units it is counted in
+        (groups of a structured pattern, `tf_sparse.patterns`); counts are
+        then whole units: layer l's target is `d_l * units_l`, rounded by
+        largest remainder to a budget of `floor(density * sum(units) + 0.5)`
+        units when every layer's units are of one size (blocks, N:M groups),
+        else `floor(sum of targets + 0.5)` (channels of different sizes).
 
     Returns:
-      A list of ints, one per shape, summing to `floor(density*total + 0.5)`.
+      A list of ints, one per shape, summing to `floor(density*total + 0.5)`
+      (in units when `units` is given).
+
+    Example:
+
+        layer_counts([(8, 32), (32, 16)], 0.1)                  # [26, 51]
+        layer_counts([(8, 32), (32, 16)], 0.1, units=[16, 32])  # [2, 3]
     """
     sizes = [int(np.prod(s)) for s in shapes]
     densities = layer_densities(shapes, density, distribution)
-    targets = [d * n for d, n in zip(densities, sizes)]
-    budget = round_half_up(density * sum(sizes))
-    return largest_remainder(targets, sizes, budget)
+    if units is None:
+        targets = [d * n for d, n in zip(densities, sizes)]
+        budget = round_half_up(density * sum(sizes))
+        return largest_remainder(targets, sizes, budget)
+    units = [int(u) for u in units]
+    if len(units) != len(sizes) or any(
+            u < 1 or n % u for u, n in zip(units, sizes)):
+        raise ValueError(
+            f"units {units} must give each layer of sizes {sizes} a whole "
+            "number of units (at least 1).")
+    targets = [d * u for d, u in zip(densities, units)]
+    if len({n // u for n, u in zip(sizes, units)}) == 1:
+        budget = round_half_up(density * sum(units))
+    else:
+        budget = round_half_up(math.fsum(targets))
+    return largest_remainder(targets, units, budget)
+
+
+def max_sparsity_keeping_every_layer(shapes, distribution="uniform",
+                                     units=None, decimals=4):
+    """The largest sparsity, on a grid of `decimals` decimals, at which
+    `layer_counts` gives every layer at least one weight (one unit).
+
+    Found by bisection on the density, then rounded down to the grid and
+    checked, so the value returned does keep every layer (0.0 when only a
+    dense model does).
+
+    Example:
+
+        max_sparsity_keeping_every_layer([(10, 10), (10, 10)])   # 0.9924
+    """
+    def keeps_all(density):
+        return min(layer_counts(shapes, density, distribution, units)) >= 1
+
+    low, high = 0.0, 1.0          # keeps_all(high) holds: 1.0 is dense
+    for _ in range(60):
+        middle = (low + high) / 2
+        if middle > 0 and keeps_all(middle):
+            high = middle
+        else:
+            low = middle
+    scale = 10 ** decimals
+    steps = math.floor((1.0 - high) * scale + 1e-9)
+    while steps > 0 and not keeps_all(1.0 - steps / scale):
+        steps -= 1
+    return steps / scale

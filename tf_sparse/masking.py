@@ -60,12 +60,25 @@ class MaskConstraint(keras.constraints.Constraint):
         return {}
 
 
-class LayerMasks(tf.Module):
-    """The masks of one layer, one variable per prunable weight name."""
+UNSTRUCTURED = "unstructured"
 
-    def __init__(self, masks):
+
+class LayerMasks(tf.Module):
+    """The masks of one layer, one variable per prunable weight name, and
+    the sparsity pattern of each (`tf_sparse.patterns` spec strings such as
+    "2:4"; "unstructured" when none was given)."""
+
+    def __init__(self, masks, patterns=None):
         super().__init__(name=None)
         self.masks = dict(masks)
+        patterns = dict(patterns or {})
+        # A tuple of plain strings: nothing for checkpoints to track.
+        self.pattern_specs = tuple(
+            (name, str(patterns.get(name, UNSTRUCTURED))) for name in masks)
+
+    def pattern(self, name):
+        """The pattern spec of weight `name`."""
+        return dict(self.pattern_specs).get(name, UNSTRUCTURED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +93,9 @@ class MaskedWeight:
       name: the weight's attribute name on the layer (`"kernel"`).
       variable: the weight variable.
       mask: the mask variable (same shape and dtype, values 0 or 1).
+      pattern: the sparsity pattern the mask follows, as a spec string
+        ("unstructured", "2:4", "block:4x4", "channel"; parse it with
+        `tf_sparse.patterns.parse`).
     """
     path: str
     layer_path: str
@@ -87,6 +103,7 @@ class MaskedWeight:
     name: str
     variable: keras.Variable
     mask: keras.Variable
+    pattern: str = UNSTRUCTURED
 
     @property
     def shape(self):
@@ -143,41 +160,57 @@ def masked_weights(model):
             result.append(
                 MaskedWeight(path=f"{layer_path}/{name}", layer_path=layer_path,
                              layer=layer, name=name,
-                             variable=getattr(layer, name), mask=mask))
+                             variable=getattr(layer, name), mask=mask,
+                             pattern=holder.pattern(name)))
     return result
 
 
-def attach_masks(layer, masks):
+def check_mask(where, value, shape):
+    """Raises a ValueError naming `where` unless `value` is a 0/1 array of
+    `shape`; returns it as a NumPy array.
+
+    Example:
+
+        check_mask("fc1/kernel", np.ones((8, 32)), (8, 32))
+    """
+    value = np.asarray(value)
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(
+            f"Mask for {where} has shape {value.shape}; the weight has shape "
+            f"{tuple(shape)}.")
+    if not np.isin(value, (0, 1)).all():
+        raise ValueError(f"Mask for {where} must hold only 0 and 1.")
+    return value
+
+
+def attach_masks(layer, masks, patterns=None):
     """Attaches masks to one layer and zeroes the pruned weights.
 
     Args:
       layer: a built Keras layer.
       masks: dict from weight attribute name to a 0/1 array of the weight's
         shape.
+      patterns: optional dict from weight name to the pattern spec its mask
+        follows (recorded, not checked here; `sparsify` checks it).
 
     Returns:
       The `LayerMasks` attached.
     """
     if hasattr(layer, ATTR):
         raise ValueError(f"Layer {layer.name!r} already carries masks.")
+    for name, value in masks.items():
+        check_mask(f"{layer.name}/{name}", value, getattr(layer, name).shape)
     mask_vars = {}
     for name, value in masks.items():
         variable = getattr(layer, name)
         value = np.asarray(value)
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(
-                f"Mask for {layer.name}/{name} has shape {value.shape}; the "
-                f"weight has shape {tuple(variable.shape)}.")
-        if not np.isin(value, (0, 1)).all():
-            raise ValueError(
-                f"Mask for {layer.name}/{name} must hold only 0 and 1.")
         mask = keras.Variable(
             value.astype(variable.dtype), dtype=variable.dtype,
             trainable=False, name=f"{name}_mask")
         variable.constraint = MaskConstraint(mask, inner=variable.constraint)
         variable.assign(keep_active(variable, mask))
         mask_vars[name] = mask
-    holder = LayerMasks(mask_vars)
+    holder = LayerMasks(mask_vars, patterns)
     # Not a Keras-tracked type, so the layer's weight lists stay as they are;
     # TensorFlow's attribute tracking makes it a checkpoint dependency.
     setattr(layer, ATTR, holder)

@@ -5,6 +5,23 @@ inside composite layers (the projections of `MultiHeadAttention`), because it
 attaches masks to the layers in place instead of rebuilding the model. The
 model keeps its class, its layer names, its weights list and its `fit`.
 
+A call either succeeds or leaves the model exactly as it was: every input
+is checked before the first mask is attached, and an error while attaching
+detaches what was attached and restores those weights.
+
+A plan that leaves a layer with no weight at all (a very high sparsity,
+ERK on small layers, whole channels of a narrow layer) is reported: an
+`EmptyLayerWarning` names the emptied layers and the largest sparsity that
+keeps at least one weight in every layer; when it would empty every layer,
+`sparsify` raises a ValueError with the same facts instead (such a model
+computes nothing from its input).
+
+Structured patterns (`pattern="2:4"`, `"block:4x4"`, `"channel"`; see
+`tf_sparse.patterns`) keep whole groups, or N of every M, with exact counts.
+A layer the pattern does not fit (input size not a multiple of M, a
+matrix that is not whole blocks) is left dense, with a `PatternFitWarning`,
+and listed by `tfs.summary`; the sparsity applies to the other layers.
+
 Example:
 
     model = keras.Sequential([keras.Input((784,)),
@@ -13,21 +30,32 @@ Example:
     model = tfs.sparsify(model, sparsity=0.95, distribution="erk",
                          keep_dense=["dense_1"], seed=1)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    other = tfs.sparsify(other_model, pattern="2:4")   # 50%, 2 of every 4
 """
 
 import dataclasses
 import fnmatch
 import numbers
+import warnings
 
 import keras
 import numpy as np
 
 from tf_sparse import distributions
 from tf_sparse import masking
+from tf_sparse import patterns
 from tf_sparse import registry
 from tf_sparse import topk
 
 MASK_INITS = ("random", "magnitude")
+
+
+class EmptyLayerWarning(UserWarning):
+    """A sparsity plan leaves some masked layers with no weight at all."""
+
+
+class PatternFitWarning(UserWarning):
+    """A structured pattern does not fit some layers; they stay dense."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +71,10 @@ class Target:
         return f"{self.layer_path}/{self.name}"
 
     @property
+    def shape(self):
+        return tuple(int(d) for d in self.variable.shape)
+
+    @property
     def size(self):
         return int(np.prod(self.variable.shape))
 
@@ -51,6 +83,14 @@ class Target:
         path, exactly or as an fnmatch pattern (`*`, `?`, `[...]`)."""
         names = (self.layer.name, self.layer_path, self.path)
         return key in names or any(fnmatch.fnmatchcase(n, key) for n in names)
+
+    def misfit(self, pattern):
+        """Why `pattern` does not fit this weight, or None."""
+        return patterns.misfit_of(pattern, self.layer, self.name, self.shape)
+
+    def layout(self, pattern):
+        """The `patterns.Layout` of `pattern` on this weight."""
+        return patterns.layout_of(pattern, self.layer, self.name, self.shape)
 
 
 def find_targets(model):
@@ -98,7 +138,9 @@ def _select_dense(targets, keep_dense):
 
 
 def _per_layer_sparsity(targets, mapping):
-    """Resolves a {name or pattern: sparsity} mapping; the first key wins."""
+    """Resolves a {name or pattern: sparsity} mapping; the first key wins.
+
+    Returns {weight path: (sparsity, key)}."""
     result = {}
     for key, value in mapping.items():
         value = _check_sparsity(value, f"sparsity[{key!r}]")
@@ -106,38 +148,165 @@ def _per_layer_sparsity(targets, mapping):
         if not hits:
             raise _unmatched_error("sparsity", key, targets)
         for t in hits:
-            result.setdefault(t.path, value)
+            result.setdefault(t.path, (value, key))
     return result
 
 
-def plan_counts(targets, sparsity, distribution="uniform", keep_dense=()):
+def pattern_misfits(targets, pattern):
+    """{weight path: why `pattern` does not fit it} for the targets it does
+    not fit (left dense by `sparsify`)."""
+    pattern = patterns.parse(pattern)
+    if not pattern.structured:
+        return {}
+    found = {}
+    for t in targets:
+        reason = t.misfit(pattern)
+        if reason is not None:
+            found[t.path] = reason
+    return found
+
+
+def _no_fit_error(pattern, misfits):
+    shown = "; ".join(f"{p}: {r}" for p, r in list(misfits.items())[:8])
+    return ValueError(
+        f"Pattern {pattern.spec!r} fits none of the layers to sparsify "
+        f"({shown}). Choose a pattern these layers accept (for N:M, an M "
+        "that divides their input sizes), or 'unstructured'.")
+
+
+def _layer_count(target, pattern, sparsity):
+    """One layer's count at its own sparsity, rounded half up in units."""
+    if not pattern.structured:
+        return distributions.round_half_up((1.0 - sparsity) * target.size)
+    layout = target.layout(pattern)
+    if layout.keep is not None:
+        units = layout.group_size if sparsity == 0.0 else layout.keep
+    else:
+        units = distributions.round_half_up((1.0 - sparsity) * layout.units)
+    return layout.full_count(units)
+
+
+def plan_counts(targets, sparsity, distribution="uniform", keep_dense=(),
+                pattern="unstructured"):
     """Exact nonzero count for each target; `None` means "leave dense".
 
     A float `sparsity` is shared among the non-dense targets by
     `distribution`; a dict gives each matched layer its own sparsity (each
-    layer rounded half up) and leaves unmatched layers dense.
+    layer rounded half up) and leaves unmatched layers dense. With a
+    structured `pattern`, counts are whole groups (N of every M for N:M,
+    whose only sparsities are 1 - N/M and 0), and layers the pattern does
+    not fit are left dense (`pattern_misfits`).
+
+    Example:
+
+        counts = plan_counts(find_targets(model), 0.9, "erk")
+        counts = plan_counts(find_targets(model), 0.5, pattern="2:4")
     """
+    pattern = patterns.parse(pattern)
     dense = _select_dense(targets, keep_dense)
+    misfits = pattern_misfits(targets, pattern)
     counts = {t.path: None for t in targets}
     if isinstance(sparsity, dict):
         if not sparsity:
             raise ValueError("sparsity mapping is empty.")
         per_layer = _per_layer_sparsity(targets, sparsity)
-        for t in targets:
-            if t.path in per_layer and t.path not in dense:
-                counts[t.path] = distributions.round_half_up(
-                    (1.0 - per_layer[t.path]) * t.size)
+        named = [t for t in targets
+                 if t.path in per_layer and t.path not in dense]
+        for t in named:
+            value, key = per_layer[t.path]
+            pattern.check_sparsity(value, f"sparsity[{key!r}]")
+            if t.path not in misfits:
+                counts[t.path] = _layer_count(t, pattern, value)
+        if named and all(t.path in misfits for t in named):
+            raise _no_fit_error(pattern, misfits)
         return counts
     sparsity = _check_sparsity(sparsity, "sparsity")
+    pattern.check_sparsity(sparsity)
+    if distribution not in distributions.DISTRIBUTIONS:
+        raise ValueError(
+            f"Unknown distribution {distribution!r}; accepted: "
+            f"{', '.join(distributions.DISTRIBUTIONS)}.")
+    if (pattern.fixed_sparsity is not None and sparsity > 0
+            and distribution != "uniform"):
+        raise ValueError(
+            f"Pattern {pattern.spec!r} fixes every layer's sparsity at "
+            f"{pattern.fixed_sparsity:g}, so distribution={distribution!r} "
+            "(different sparsities per layer) cannot be followed; use "
+            "distribution='uniform'.")
     chosen = [t for t in targets if t.path not in dense]
     if not chosen:
         raise ValueError("keep_dense leaves no layer to sparsify.")
-    per_layer = distributions.layer_counts(
-        [tuple(t.variable.shape) for t in chosen], 1.0 - sparsity,
-        distribution)
-    for t, n in zip(chosen, per_layer):
+    fitting = [t for t in chosen if t.path not in misfits]
+    if not fitting:
+        raise _no_fit_error(pattern, misfits)
+    shapes = [t.shape for t in fitting]
+    if not pattern.structured:
+        per_layer = distributions.layer_counts(shapes, 1.0 - sparsity,
+                                               distribution)
+    elif pattern.fixed_sparsity is not None:
+        per_layer = [_layer_count(t, pattern, sparsity) for t in fitting]
+    else:
+        layouts = [t.layout(pattern) for t in fitting]
+        units = distributions.layer_counts(
+            shapes, 1.0 - sparsity, distribution,
+            units=[layout.units for layout in layouts])
+        per_layer = [layout.full_count(u) for layout, u in zip(layouts, units)]
+    for t, n in zip(fitting, per_layer):
         counts[t.path] = n
     return counts
+
+
+def _largest_layer_sparsity(units, decimals=4):
+    """The largest sparsity on the grid at which `units` units rounded half
+    up keep at least one."""
+    scale = 10 ** decimals
+    steps = int(np.floor((1.0 - 0.5 / units) * scale + 1e-9))
+    while steps > 0 and distributions.round_half_up(
+            (1.0 - steps / scale) * units) < 1:
+        steps -= 1
+    return steps / scale
+
+
+def _check_emptied(targets, counts, sparsity, distribution, pattern, given):
+    """Warns (some layers) or raises (every layer) when the plan leaves
+    masked layers with no weight; names them and the sparsity that keeps
+    at least one weight in each."""
+    planned = [t for t in targets if counts[t.path] is not None]
+    emptied = [t for t in planned
+               if counts[t.path] == 0 and t.path not in given]
+    if not emptied:
+        return
+    unit = "weight" if not pattern.structured else "group"
+    names = ", ".join(t.path for t in emptied)
+    if isinstance(sparsity, dict):
+        per_layer = _per_layer_sparsity(targets, sparsity)
+        fixes = []
+        for t in emptied:
+            units = (t.layout(pattern).units if pattern.structured
+                     else t.size)
+            key = per_layer[t.path][1]
+            fixes.append(f"sparsity[{key!r}] <= "
+                         f"{_largest_layer_sparsity(units)}")
+        what = f"the per-layer sparsity {sparsity}"
+        fix = "; ".join(fixes) + f" keeps at least one {unit} in each"
+    else:
+        units = None
+        if pattern.structured:
+            units = [t.layout(pattern).units for t in planned]
+        best = distributions.max_sparsity_keeping_every_layer(
+            [t.shape for t in planned], distribution, units)
+        what = f"sparsity={sparsity} with distribution={distribution!r}"
+        fix = (f"sparsity <= {best} keeps at least one {unit} in every "
+               "layer")
+    if pattern.structured:
+        what += f" and pattern={pattern.spec!r}"
+    message = (f"{what} leaves {len(emptied)} of {len(planned)} masked "
+               f"layers with no {unit}: {names}. {fix}.")
+    kept = any(counts[t.path] > 0 for t in planned if t.path not in given)
+    if not kept and not any(np.count_nonzero(v) for v in given.values()):
+        raise ValueError(message + " Every masked layer would be empty, "
+                         "so the model would compute nothing from its input.")
+    warnings.warn(message, EmptyLayerWarning, stacklevel=3)
 
 
 def exact_count_mask(scores, count):
@@ -153,41 +322,108 @@ def exact_count_mask(scores, count):
     return keep.reshape(np.shape(scores)).astype(np.float32)
 
 
-def initial_mask(target, count, mask_init, seed, index):
-    """The starting mask of one weight with exactly `count` ones."""
+def initial_mask(target, count, mask_init, seed, index,
+                 pattern="unstructured"):
+    """The starting mask of one weight with exactly `count` ones, following
+    `pattern` (random: uniformly random groups, or N random of every M;
+    magnitude: the groups with the largest summed |w|)."""
     shape = tuple(target.variable.shape)
     if mask_init == "random":
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        return exact_count_mask(rng.random(shape), count)
-    if mask_init == "magnitude":
-        weights = keras.ops.convert_to_numpy(target.variable)
-        return exact_count_mask(np.abs(weights), count)
-    raise ValueError(
-        f"Unknown mask_init {mask_init!r}; accepted: {', '.join(MASK_INITS)}.")
+        scores = rng.random(shape)
+    elif mask_init == "magnitude":
+        scores = np.abs(keras.ops.convert_to_numpy(target.variable))
+    else:
+        raise ValueError(
+            f"Unknown mask_init {mask_init!r}; accepted: "
+            f"{', '.join(MASK_INITS)}.")
+    pattern = patterns.parse(pattern)
+    if not pattern.structured:
+        return exact_count_mask(scores, count)
+    return target.layout(pattern).exact_mask(scores, count)
+
+
+def _check_given(given, by_path, pattern):
+    """Checks every given mask (shape, 0/1, pattern) before anything is
+    attached; returns them as NumPy arrays."""
+    unknown = sorted(set(given) - set(by_path))
+    if unknown:
+        raise ValueError(
+            f"masks given for unknown weights {unknown}; prunable weights: "
+            f"{', '.join(list(by_path)[:20])}.")
+    checked = {}
+    for path, value in given.items():
+        t = by_path[path]
+        value = masking.check_mask(path, value, t.shape)
+        if pattern.structured:
+            reason = t.misfit(pattern)
+            if reason is None:
+                reason = t.layout(pattern).misfit(value)
+            if reason is not None:
+                raise ValueError(
+                    f"masks[{path!r}] does not follow pattern "
+                    f"{pattern.spec!r}: {reason}.")
+        checked[path] = value
+    return checked
+
+
+def _attach_all(plan, pattern, rescale_weights):
+    """Attaches every layer's masks; on any error, detaches the layers
+    done and restores their weights and constraints, then re-raises."""
+    done = []
+    try:
+        for layer, layer_masks in plan.items():
+            saved = {}
+            for name in layer_masks:
+                variable = getattr(layer, name)
+                saved[name] = (np.array(variable.numpy()),
+                               variable.constraint)
+            done.append((layer, saved))
+            masking.attach_masks(layer, layer_masks,
+                                 {name: pattern.spec for name in layer_masks})
+            if rescale_weights:
+                for name, mask in layer_masks.items():
+                    density = float(np.mean(mask))
+                    if density > 0:
+                        variable = getattr(layer, name)
+                        variable.assign(variable / np.sqrt(density))
+    except BaseException:
+        for layer, saved in reversed(done):
+            if hasattr(layer, masking.ATTR):
+                masking.detach_masks(layer)
+            for name, (value, constraint) in saved.items():
+                variable = getattr(layer, name)
+                variable.constraint = constraint
+                variable.assign(value)
+        raise
 
 
 def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
-             mask_init="random", masks=None, seed=0, rescale_weights=False):
+             mask_init="random", masks=None, seed=0, rescale_weights=False,
+             pattern="unstructured"):
     """Attaches exact-count masks to the prunable weights of a built model.
 
     The model is modified in place (like `keras.Model.quantize`) and returned.
     Pruned weights are set to 0 at once and kept at 0 by the optimizer after
     every step (see `tf_sparse.masking`). Call it inside
-    `strategy.scope()` when training with tf.distribute.
+    `strategy.scope()` when training with tf.distribute. A call that raises
+    leaves the model as it was.
 
     Args:
       model: a built Keras 3 model (or layer).
       sparsity: fraction of weights to remove, in [0, 1); or a dict from layer
         name, path or fnmatch pattern to that layer's sparsity (layers not
-        named stay dense).
+        named stay dense). With `pattern="N:M"` it may be omitted (it is
+        1 - N/M, the only sparsity N:M has) or 0.0 (all-ones masks that
+        record the pattern, the dense start of GMP / AC/DC).
       distribution: how a global sparsity is shared: "uniform", "er", "erk"
-        (see `tf_sparse.distributions`).
+        (see `tf_sparse.distributions`). N:M takes only "uniform".
       keep_dense: layer names, paths or patterns to leave dense (unmasked).
       mask_init: "random" (exact count, uniformly placed, seeded) or
         "magnitude" (keep the largest |w|, for pruning a trained model).
       masks: optional dict from weight path (`"dense/kernel"`) to a 0/1 array;
         given masks are used as they are (e.g. a lottery ticket), and
-        `sparsity` may then be omitted.
+        `sparsity` may then be omitted. They must follow `pattern`.
       seed: seed of the random masks. Same seed, same masks, bit for bit.
       rescale_weights: multiply each layer's kept weights by
         `1/sqrt(layer density)`, so that a layer's output variance at
@@ -195,6 +431,10 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         init of Evci et al. 2022, "Gradient Flow in Sparse Neural Networks").
         Off by default, as in the reference implementations; without it a
         very sparse network starts with vanishing signal and learns slowly.
+      pattern: "unstructured" (default), "N:M" (N kept of every M along the
+        input axis), "block:RxC" or "channel" (see `tf_sparse.patterns`).
+        Recorded on the masks (`MaskedWeight.pattern`), so GMP, AC/DC and
+        `tfs.save_model` keep it. Layers it does not fit stay dense.
 
     Returns:
       The same model, now sparse.
@@ -218,35 +458,49 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         raise ValueError(
             f"Unknown mask_init {mask_init!r}; accepted: "
             f"{', '.join(MASK_INITS)}.")
-    given = dict(masks or {})
+    pattern = patterns.parse(pattern)
     by_path = {t.path: t for t in targets}
-    unknown = sorted(set(given) - set(by_path))
-    if unknown:
-        raise ValueError(
-            f"masks given for unknown weights {unknown}; prunable weights: "
-            f"{', '.join(list(by_path)[:20])}.")
-    if sparsity is None:
-        if not given:
+    given = _check_given(dict(masks or {}), by_path, pattern)
+    if sparsity is None and not given:
+        if pattern.fixed_sparsity is None:
             raise ValueError("Pass a sparsity, or masks for the weights.")
+        sparsity = pattern.fixed_sparsity
+    if sparsity is None:
         counts = {t.path: None for t in targets}
     else:
-        counts = plan_counts(targets, sparsity, distribution, keep_dense)
+        counts = plan_counts(targets, sparsity, distribution, keep_dense,
+                             pattern)
+        _warn_misfits(targets, given, keep_dense, sparsity, pattern)
+        _check_emptied(targets, counts, sparsity, distribution, pattern,
+                       given)
     plan = {}
     for index, t in enumerate(targets):
         if t.path in given:
-            plan.setdefault(t.layer, {})[t.name] = np.asarray(given[t.path])
+            plan.setdefault(t.layer, {})[t.name] = given[t.path]
         elif counts[t.path] is not None:
             plan.setdefault(t.layer, {})[t.name] = initial_mask(
-                t, counts[t.path], mask_init, seed, index)
-    for layer, layer_masks in plan.items():
-        masking.attach_masks(layer, layer_masks)
-        if rescale_weights:
-            for name, mask in layer_masks.items():
-                density = float(np.mean(mask))
-                if density > 0:
-                    variable = getattr(layer, name)
-                    variable.assign(variable / np.sqrt(density))
+                t, counts[t.path], mask_init, seed, index, pattern)
+    _attach_all(plan, pattern, rescale_weights)
     return model
+
+
+def _warn_misfits(targets, given, keep_dense, sparsity, pattern):
+    if not pattern.structured:
+        return
+    dense = _select_dense(targets, keep_dense)
+    asked = targets
+    if isinstance(sparsity, dict):
+        per_layer = _per_layer_sparsity(targets, sparsity)
+        asked = [t for t in targets if t.path in per_layer]
+    misfits = pattern_misfits(
+        [t for t in asked if t.path not in dense and t.path not in given],
+        pattern)
+    if misfits:
+        shown = "; ".join(f"{p} ({r})" for p, r in misfits.items())
+        warnings.warn(
+            f"Pattern {pattern.spec!r} does not fit {len(misfits)} layer(s), "
+            f"left dense: {shown}. tfs.summary lists them.",
+            PatternFitWarning, stacklevel=3)
 
 
 def unsparsify(model):
