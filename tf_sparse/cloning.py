@@ -1,7 +1,8 @@
 """A new, built model with the architecture of another (fresh weights).
 
 `clone_architecture(model)` rebuilds Sequential and functional models with
-`keras.models.clone_model`, and subclassed models from their config (then
+`keras.models.clone_model` (subclasses of Functional too, such as
+keras-hub's task models), and other subclassed models from their config (then
 calls them once on zeros of the recorded input shape, so that they create
 their weights). The clone has no masks and the same weight list layout, so
 `clone.set_weights(values)` fills it from the original's values.
@@ -16,12 +17,17 @@ Example:
 import keras
 
 
+def is_functional(model):
+    """True for functional models, subclasses of Functional included (the
+    task models of keras-hub, e.g. `ViTImageClassifier`)."""
+    return any(cls.__name__ == "Functional" for cls in type(model).__mro__)
+
+
 def clone_architecture(model):
     """A new built model of `model`'s architecture; raises ValueError when a
     subclassed model cannot be rebuilt with the same weights."""
     if isinstance(model, keras.Sequential) or getattr(
-            model, "_is_graph_network", False) or type(model).__name__ == (
-                "Functional"):
+            model, "_is_graph_network", False) or is_functional(model):
         return keras.models.clone_model(model)
     try:
         clone = type(model).from_config(model.get_config())

@@ -70,13 +70,18 @@ def get_model(name, /, **kwargs):
     the Keras model "r20".
 
     Every builder accepts `num_classes`, `input_shape` and `name`; WRNs also
-    `dropout_rate` and ResNet-50 `zero_init_residual`.
+    `dropout_rate` and ResNet-50 `zero_init_residual`. `"hub:<family>"`
+    builds a keras-hub model (`tf_sparse.models.hub.get_model`: "hub:bert",
+    "hub:vit", ...; `vocab_size`, `preset` and config changes as kwargs).
 
     Raises:
       ValueError: for an unknown name (the message lists the known ones).
     """
     if not isinstance(name, str):
         raise ValueError(f"Model name must be a string, got {name!r}")
+    if name.startswith("hub:"):
+        from tf_sparse.models import hub  # keras-hub only when asked for
+        return hub.get_model(name[len("hub:"):], **kwargs)
     key = _normalise(name)
     key = ALIASES.get(key, key)
     if key not in _BUILDERS:

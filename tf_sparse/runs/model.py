@@ -40,6 +40,13 @@ def build(config, data, *, policy="float32", sync_batch_norm=False,
                 vocab_size=config.vocab_size,
                 sequence_length=data.input_shape[0],
                 num_classes=data.num_classes, **config.model_kwargs.to_dict())
+        elif str(config.model).startswith("hub:"):
+            # keras-hub (tf_sparse.models.hub): text models size their
+            # embedding by the run's vocabulary.
+            model = models_lib.get_model(
+                config.model, num_classes=data.num_classes,
+                input_shape=data.input_shape, vocab_size=config.vocab_size,
+                **config.model_kwargs.to_dict())
         else:
             model = models_lib.get_model(
                 config.model, num_classes=data.num_classes,
