@@ -1,4 +1,5 @@
-"""Real sparse inference on CPU: large Dense and 1x1-conv layers as CSR matmuls.
+"""Real sparse inference on CPU: large Dense, EinsumDense and 1x1-conv
+layers as CSR matmuls.
 
 Masking keeps the zeros but runs dense kernels, so a masked model is exactly
 as fast as the dense one. This module builds an *inference form* of a
@@ -8,6 +9,13 @@ and multiply with TensorFlow's CSR sparse-matrix kernel
 stays as it was. The form is a plain functional Keras model of ordinary
 TensorFlow ops, so `model.export` writes it as a SavedModel that needs
 neither tf_sparse nor custom ops to serve.
+
+EinsumDense layers (the attention projections of `MultiHeadAttention` and
+keras-hub's transformer blocks) run as one 2-D CSR matmul between a
+transpose and a reshape (`EinsumPlan`). Layers held by a composite layer
+(an attention layer's query, a block's feed-forward dense) are swapped in
+the rebuilt model's composite layer; such a form serves through
+`model.export` (its `.keras` config would rebuild them dense).
 
 A layer is switched only where that is faster than dense, decided per layer
 by `plan(..., method="measure")` (the default: times the dense layer and
@@ -41,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import cloning
 from tf_sparse import export
 from tf_sparse import masking
 from tf_sparse import model_report
@@ -175,6 +184,148 @@ class CSRConv1x1(CSRDense):
         return config
 
 
+class EinsumPlan:
+    """An EinsumDense equation as one 2-D matmul: `x` is transposed to
+    (ellipsis, batch letters, contracted letters) and flattened to
+    `[M, K]`, the kernel to `[K, N]` (contracted, then free letters), and
+    the `[M, N]` product reshaped and transposed to the output's order.
+
+    Raises ValueError for equations with no such form (a kernel axis shared
+    with the output and the input, an axis summed out of one operand, an
+    ellipsis anywhere but at the front).
+
+    >>> p = EinsumPlan("abc,cde->abde", (16, 2, 8))
+    >>> p.contracted, p.free, p.batch, (p.k, p.n)
+    ('c', 'de', 'ab', (16, 16))
+    """
+
+    def __init__(self, equation, kernel_shape):
+        self.equation = str(equation)
+        try:
+            lhs, out = self.equation.replace(" ", "").split("->")
+            inp, ker = lhs.split(",")
+        except ValueError:
+            raise ValueError(f"EinsumDense equation {equation!r} is not of "
+                             "the form 'in,kernel->out'.") from None
+        self.ellipsis = inp.startswith("...")
+        if self.ellipsis != out.startswith("..."):
+            raise ValueError(f"{equation!r}: '...' must start both the input "
+                             "and the output.")
+        inp, out = inp.replace("...", "", 1), out.replace("...", "", 1)
+        if "." in inp + out + ker:
+            raise ValueError(f"{equation!r}: '...' is supported only at the "
+                             "front of the input and the output.")
+        kernel_shape = tuple(int(d) for d in kernel_shape)
+        if len(ker) != len(kernel_shape):
+            raise ValueError(f"{equation!r}: kernel has {len(kernel_shape)} "
+                             f"axes, the equation {len(ker)}.")
+        bad = [c for c in ker if (c in inp) == (c in out)]
+        bad += [c for c in inp if c not in ker and c not in out]
+        if bad:
+            raise ValueError(
+                f"{equation!r} has no 2-D matmul form (axes {sorted(set(bad))}"
+                " are batched over the kernel or summed out of one operand).")
+        size = dict(zip(ker, kernel_shape))
+        self.input_letters, self.output_letters = inp, out
+        self.contracted = "".join(c for c in inp if c in ker)
+        self.free = "".join(c for c in out if c in ker)
+        self.batch = "".join(c for c in inp if c not in ker)
+        self.kernel_perm = [ker.index(c) for c in self.contracted + self.free]
+        self.k = int(np.prod([size[c] for c in self.contracted]))
+        self.n = int(np.prod([size[c] for c in self.free]))
+        self.free_shape = [size[c] for c in self.free]
+        staged = self.batch + self.free
+        self.output_perm = [staged.index(c) for c in out]
+
+    def kernel_2d(self, kernel):
+        """The `[K, N]` matrix of a kernel of the layer's shape."""
+        return np.transpose(np.asarray(kernel), self.kernel_perm).reshape(
+            self.k, self.n)
+
+    def apply(self, x, matmul):
+        """`einsum(equation, x, kernel)` with `matmul([M, K]) -> [M, N]`."""
+        lead = len(x.shape) - len(self.input_letters)
+        perm = list(range(lead)) + [
+            lead + self.input_letters.index(c)
+            for c in self.batch + self.contracted]
+        x = tf.transpose(x, perm)
+        outer = tf.shape(x)[:lead + len(self.batch)]
+        y = matmul(tf.reshape(x, [-1, self.k]))
+        y = tf.reshape(y, tf.concat([outer, self.free_shape], 0))
+        return tf.transpose(
+            y, list(range(lead)) + [lead + i for i in self.output_perm])
+
+
+@keras.saving.register_keras_serializable(package="tf_sparse")
+class CSREinsumDense(keras.layers.Layer):
+    """An EinsumDense layer whose kernel is held as nonzeros and run as one
+    CSR matmul (`EinsumPlan`): attention query/key/value/output projections
+    and the feed-forward projections of keras-hub models.
+
+    Computes `activation(einsum(equation, x, kernel) + bias)` like
+    `keras.layers.EinsumDense`.
+    """
+
+    def __init__(self, equation, kernel_shape, nnz, bias_shape=None,
+                 activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.plan = EinsumPlan(equation, kernel_shape)
+        self.kernel_shape = tuple(int(d) for d in kernel_shape)
+        self.nnz = int(nnz)
+        self.bias_shape = None if bias_shape is None else tuple(
+            int(d) for d in bias_shape)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        self.indices = self.add_weight(
+            shape=(self.nnz, 2), dtype="int64", initializer="zeros",
+            trainable=False, name="indices")
+        self.values = self.add_weight(
+            shape=(self.nnz,), initializer="zeros", trainable=False,
+            name="values")
+        self.bias = None if self.bias_shape is None else self.add_weight(
+            shape=self.bias_shape, initializer="zeros", trainable=False,
+            name="bias")
+
+    def set_kernel(self, kernel, bias=None):
+        """Stores the nonzeros of a kernel of `kernel_shape`."""
+        kernel = np.asarray(kernel)
+        if kernel.shape != self.kernel_shape:
+            raise ValueError(f"kernel shape {kernel.shape}, expected "
+                             f"{self.kernel_shape}.")
+        transposed = self.plan.kernel_2d(kernel).T
+        index = np.argwhere(transposed != 0).astype(np.int64)
+        if len(index) != self.nnz:
+            raise ValueError(f"kernel has {len(index)} nonzeros, layer "
+                             f"holds {self.nnz}.")
+        self.indices.assign(index)
+        self.values.assign(transposed[index[:, 0], index[:, 1]])
+        if self.bias is not None:
+            self.bias.assign(np.asarray(bias))
+
+    def call(self, inputs):
+        y = self.plan.apply(inputs, lambda flat: _csr_matmul(
+            flat, self.indices.value, self.values.value, self.plan.n,
+            self.plan.k))
+        if self.bias is not None:
+            y = y + self.bias
+        return self.activation(y)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(equation=self.plan.equation,
+                      kernel_shape=list(self.kernel_shape), nnz=self.nnz,
+                      bias_shape=(None if self.bias_shape is None
+                                  else list(self.bias_shape)),
+                      activation=keras.activations.serialize(self.activation))
+        return config
+
+
+def _bias_of(layer):
+    bias = getattr(layer, "bias", None)
+    return None if bias is None else keras.ops.convert_to_numpy(bias)
+
+
 def _dense_kernel_of(layer):
     """(kind, 2-D kernel) if `layer` can run as a CSR matmul, else None."""
     if getattr(layer, "quantization_mode", None) or getattr(
@@ -182,6 +333,13 @@ def _dense_kernel_of(layer):
         return None
     if type(layer) is keras.layers.Dense:
         return "dense", keras.ops.convert_to_numpy(layer.kernel)
+    if type(layer) is keras.layers.EinsumDense:
+        try:
+            plan_ = EinsumPlan(layer.equation, layer.kernel.shape)
+        except ValueError:
+            return None
+        return "einsum", plan_.kernel_2d(
+            keras.ops.convert_to_numpy(layer.kernel))
     if type(layer) is keras.layers.Conv2D:
         if (tuple(layer.kernel_size) == (1, 1) and layer.groups == 1
                 and layer.data_format == "channels_last"
@@ -192,12 +350,22 @@ def _dense_kernel_of(layer):
 
 
 def csr_layer_for(layer):
-    """The CSR replacement of a Dense or 1x1 Conv2D layer, weights set."""
+    """The CSR replacement of a Dense, EinsumDense or 1x1 Conv2D layer, and
+    the kernel to give its `set_kernel`."""
     found = _dense_kernel_of(layer)
     if found is None:
         raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) has "
-                         "no CSR form (Dense or 1x1 Conv2D only).")
+                         "no CSR form (Dense, EinsumDense with a 2-D matmul "
+                         "form, or 1x1 Conv2D only).")
     kind, kernel = found
+    if kind == "einsum":
+        bias = _bias_of(layer)
+        new = CSREinsumDense(
+            layer.equation, layer.kernel.shape, int(np.count_nonzero(kernel)),
+            bias_shape=None if bias is None else bias.shape,
+            activation=keras.activations.serialize(layer.activation),
+            name=layer.name, dtype=layer.dtype_policy.name)
+        return new, keras.ops.convert_to_numpy(layer.kernel)
     common = dict(units=kernel.shape[1], input_dim=kernel.shape[0],
                   nnz=int(np.count_nonzero(kernel)),
                   activation=keras.activations.serialize(layer.activation),
@@ -271,13 +439,54 @@ def time_layer(layer, batch_size, repeats=15, seed=0):
                     dtype=layer.compute_dtype)
     new, kernel = csr_layer_for(layer)
     new.build(shape)
-    bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
-    new.set_kernel(kernel, bias)
+    new.set_kernel(kernel, _bias_of(layer))
     dense_fn = tf.function(lambda a: layer(a), autograph=False)
     csr_fn = tf.function(lambda a: new(a), autograph=False)
     medians, minima = _median_times(
         [lambda: dense_fn(x).numpy(), lambda: csr_fn(x).numpy()], repeats)
     return tuple(medians), tuple(minima)
+
+
+def eligible_layers(model):
+    """`(path, layer)` of the layers a CSR form can replace: Dense, 1x1
+    Conv2D and EinsumDense layers (`_dense_kernel_of`) at the model's top
+    level, or held as an attribute by a composite layer anywhere below it
+    (the projections of `MultiHeadAttention` and of keras-hub's transformer
+    blocks). Layers of a nested functional model are graph nodes, not
+    attributes, and stay as they are."""
+    found = []
+    by_path = {}
+    for path, layer in masking.iter_layers(model):
+        by_path[path] = layer
+        if _dense_kernel_of(layer) is None:
+            continue
+        parent = path.rpartition("/")[0]
+        if not parent or not isinstance(by_path[parent], keras.Model):
+            found.append((path, layer))
+    return found
+
+
+def _swap_sublayer(parent, old, new):
+    """Makes `parent` (a composite layer) call `new` where it called `old`."""
+    names = [k for k, v in vars(parent).items() if v is old]
+    if len(names) != 1:
+        raise ValueError(
+            f"Layer {old.name!r} is held by {type(parent).__name__} "
+            f"{parent.name!r} under {len(names)} attributes; cannot replace "
+            "it by its CSR form.")
+    # Keras tracks sublayers in `_layers`; the old one must leave it, or
+    # its dense kernel would stay a weight of the form.
+    # pylint: disable=protected-access
+    parent._layers.remove(old)
+    tracker = parent._tracker
+    locked = tracker.locked       # a built layer refuses new sublayers
+    tracker.unlock()
+    try:
+        delattr(parent, names[0])
+        setattr(parent, names[0], new)
+    finally:
+        if locked:
+            tracker.lock()
 
 
 def plan(model, batch_size=128, method="measure", min_speedup=1.1,
@@ -296,20 +505,18 @@ def plan(model, batch_size=128, method="measure", min_speedup=1.1,
       min_size: smaller weights are never switched.
 
     Returns:
-      A list of `LayerChoice`, one per Dense / 1x1-conv layer at top level.
+      A list of `LayerChoice`, one per eligible layer (`eligible_layers`),
+      named by its path.
     """
     if method not in ("measure", "rule", "all", "none"):
         raise ValueError(f"Unknown method {method!r}; accepted: measure, "
                          "rule, all, none.")
     choices = []
-    for layer in model.layers:
-        found = _dense_kernel_of(layer)
-        if found is None:
-            continue
-        kind, kernel = found
+    for path, layer in eligible_layers(model):
+        kind, kernel = _dense_kernel_of(layer)
         size = kernel.size
         density = float(np.count_nonzero(kernel)) / size
-        common = dict(name=layer.name, kind=kind, shape=tuple(kernel.shape),
+        common = dict(name=path, kind=kind, shape=tuple(kernel.shape),
                       density=density)
         if method == "none":
             choices.append(LayerChoice(choice="dense", reason="method=none",
@@ -329,6 +536,11 @@ def plan(model, batch_size=128, method="measure", min_speedup=1.1,
                 reason=(f"rule: density <= {RULE_MAX_DENSITY}, batch >= "
                         f"{RULE_MIN_BATCH}, size >= {RULE_MIN_SIZE}: "
                         f"{'yes' if ok else 'no'}"), **common))
+        elif _layer_input_shape(layer, batch_size) is None:
+            choices.append(LayerChoice(
+                choice="dense", reason="input shape not fully known (e.g. "
+                "any sequence length): cannot be timed; use method='rule'",
+                **common))
         else:
             (dense_t, csr_t), (dense_min, csr_min) = time_layer(
                 layer, batch_size, repeats)
@@ -349,7 +561,7 @@ def plan(model, batch_size=128, method="measure", min_speedup=1.1,
 
 def _check_rebuildable(model):
     if not (isinstance(model, keras.Sequential)
-            or type(model).__name__ == "Functional"
+            or cloning.is_functional(model)
             or getattr(model, "_is_graph_network", False)):
         raise ValueError(
             f"The CSR inference form needs a Sequential or functional model; "
@@ -371,14 +583,17 @@ def to_sparse_inference(model, choices=None, **plan_kwargs):
     if choices is None:
         choices = plan(model, **plan_kwargs)
     switch = {c.name for c in choices if c.choice == "csr"}
+    eligible = dict(eligible_layers(model))
+    unknown = sorted(switch - set(eligible))
+    if unknown:
+        raise ValueError(f"choices name layers with no CSR form in "
+                         f"{model.name!r}: {unknown}.")
     replaced = {}
 
     def clone(layer):
         if layer.name in switch:
             new, kernel = csr_layer_for(layer)
-            bias = (keras.ops.convert_to_numpy(layer.bias)
-                    if layer.use_bias else None)
-            replaced[layer.name] = (kernel, bias)
+            replaced[layer.name] = (kernel, _bias_of(layer))
             return new
         return layer.__class__.from_config(layer.get_config())
 
@@ -390,6 +605,13 @@ def to_sparse_inference(model, choices=None, **plan_kwargs):
             new.set_kernel(*replaced[original.name])
         else:
             new.set_weights(original.get_weights())
+    in_form = dict(masking.iter_layers(form))
+    for path in sorted(p for p in switch if "/" in p):
+        layer = eligible[path]
+        new, kernel = csr_layer_for(layer)
+        new.build(model_report.built_input_shape(layer))
+        new.set_kernel(kernel, _bias_of(layer))
+        _swap_sublayer(in_form[path.rpartition("/")[0]], in_form[path], new)
     return form
 
 
