@@ -60,11 +60,13 @@ MODEL = (
 
 DATA = (
     Key("dataset", "fashion_mnist", "fashion_mnist, mnist, cifar10, "
-        "imagenet or glue/sst2 (tf_sparse.runs.data)"),
+        "imagenet or glue/<task> (glue/sst2, glue/rte, ...; "
+        "tf_sparse.runs.data)"),
     Key("data_dir", "", "where the data lives; '' searches the default "
         "places", resumable=True),
     Key("data_source", "auto", "cifar10: auto/python/binary/tfds; "
-        "imagenet: auto/tfrecord/tfds", resumable=True),
+        "imagenet: auto/tfrecord/tfds; glue: auto/tsv/tfds",
+        resumable=True),
     Key("image_size", 0, "0: the data set's own (32 CIFAR-10, 224 ImageNet)"),
     Key("num_classes", 0, "0: the data set's own"),
     Key("augment", True, "CIFAR-10 pad-crop-flip (ImageNet always crops)"),
@@ -74,6 +76,10 @@ DATA = (
         "tests, benchmarks)"),
     Key("vocab_size", 20000, "text data: vocabulary of the tokenizer"),
     Key("sequence_length", 64, "text data: tokens per example"),
+    Key("tokenizer", "", "text data for keras-hub models: '' a word "
+        "vocabulary of vocab_size built from the training texts, or a "
+        "keras-hub preset whose preprocessor tokenizes "
+        "(tf_sparse.data.text_packing)"),
 )
 
 SEEDS = (

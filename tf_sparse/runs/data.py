@@ -19,8 +19,10 @@ Every data object a run trains on has
   `batch_size`.
 
 `make_data(config, global_batch_size)` builds the configured one:
-Fashion-MNIST, MNIST, CIFAR-10 and SST-2 token ids are `ArrayData`,
-ImageNet is `ImageNetData`, `synthetic_data=True` is `SyntheticData`.
+Fashion-MNIST, MNIST, CIFAR-10 and GLUE token ids are `ArrayData`,
+ImageNet is `ImageNetData`, `synthetic_data=True` is `SyntheticData`;
+every GLUE classification task (`glue/rte`, TSV files or tfds) is
+`ArrayData` of token ids in the model's `text_format`.
 
 Example:
 
@@ -36,7 +38,7 @@ from tf_sparse.data import pipelines
 # Arrays read from disk, once per process: {(dataset, data_dir): arrays}.
 _ARRAYS = {}
 
-DATASETS = ("fashion_mnist", "mnist", "cifar10", "imagenet", "glue/sst2")
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "imagenet", "glue/<task>")
 # Shape and classes of synthetic images per data set.
 SYNTHETIC = {
     "cifar10": {"image_size": 32, "num_classes": 10, "num_train": 50000},
@@ -292,19 +294,61 @@ def arrays(dataset, data_dir=None, source="auto"):
     return _ARRAYS[key]
 
 
+def text_format(config):
+    """How a run's text reaches its model: "packed" (`[n, 3, length]`
+    token ids, segment ids, padding mask) for keras-hub models
+    (`model="hub:<family>"`, `tf_sparse.models.hub`), "ids" (`[n, length]`
+    word ids of a `TextVectorization`) for the zoo's `bert_encoder`."""
+    return "packed" if str(config.model).startswith("hub:") else "ids"
+
+
 def _text_arrays(config):
-    from tf_sparse.data import glue
-    key = ("glue/sst2", config.data_dir, config.vocab_size,
-           config.sequence_length)
-    if key not in _ARRAYS:
-        data = glue.load_sst2(config.data_dir or None)
+    """`((x, y), (x_dev, y_dev))` of a GLUE task, tokenised for the model:
+    "ids" as the SST-2 runs always were (one sentence per example),
+    "packed" with the word vocabulary or the preset's preprocessor."""
+    from tf_sparse.data import glue, glue_tasks, text_packing
+    task, spec = glue_tasks.task(config.dataset)
+    if not spec.classes:
+        raise ValueError(f"dataset={config.dataset!r} is a regression task; "
+                         "the run engine trains classifiers.")
+    fmt = text_format(config)
+    tokenizer = config_option(config, "tokenizer")
+    key = (task, config.data_dir, config.data_source, fmt, tokenizer,
+           config.vocab_size, config.sequence_length)
+    if key in _ARRAYS:
+        return _ARRAYS[key]
+    dev = spec.dev_files[0][0]
+    data = glue_tasks.load_glue(task, config.data_dir or None,
+                                source=config.data_source,
+                                splits=("train", dev))
+    train, test = data["train"], data[dev]
+    if fmt == "ids":
+        if len(train.texts) != 1 or tokenizer:
+            raise ValueError(
+                f"model={config.model!r} reads one sentence as word ids; "
+                f"{task} has {len(train.texts)} text field(s) and tokenizer="
+                f"{tokenizer!r}. Use a keras-hub model (model='hub:bert', "
+                "...) for sentence pairs and preset tokenizers.")
         vectorizer = glue.make_vectorizer(
-            data["train"][0], config.vocab_size, config.sequence_length)
-        _ARRAYS[key] = ((glue.tokenize(vectorizer, data["train"][0]),
-                         data["train"][1]),
-                        (glue.tokenize(vectorizer, data["validation"][0]),
-                         data["validation"][1]))
+            train.texts[0], config.vocab_size, config.sequence_length)
+        x, xt = (glue.tokenize(vectorizer, t.texts[0]) for t in (train, test))
+    elif tokenizer:
+        x, xt = (text_packing.preset_pack(tokenizer, t.texts,
+                                          config.sequence_length)
+                 for t in (train, test))
+    else:
+        vocabulary = text_packing.WordVocabulary.build(
+            zip(*train.texts), config.vocab_size)
+        x, xt = (text_packing.pack_texts(t.texts, config.sequence_length,
+                                         vocabulary=vocabulary)
+                 for t in (train, test))
+    _ARRAYS[key] = ((x, train.labels), (xt, test.labels))
     return _ARRAYS[key]
+
+
+def config_option(config, name):
+    """A text key that older configs (and kinds without it) lack: ''."""
+    return config[name] if name in config else ""
 
 
 def make_data(config, global_batch_size):
@@ -339,9 +383,12 @@ def make_data(config, global_batch_size):
             x, y, xt, yt, preprocess=cifar10.normalize_cifar10,
             augment=cifar10.augment_cifar10 if config.augment else None,
             num_classes=config.num_classes or 10, **in_memory)
-    if name == "glue/sst2":
+    if name.startswith("glue/"):
+        from tf_sparse.data import glue_tasks
         (x, y), (xt, yt) = _text_arrays(config)
         return ArrayData(x, np.asarray(y, np.int32), xt,
-                         np.asarray(yt, np.int32), **in_memory)
+                         np.asarray(yt, np.int32),
+                         num_classes=glue_tasks.task(name)[1].num_classes,
+                         **in_memory)
     raise ValueError(f"Unknown dataset {config.dataset!r}; accepted: "
                      f"{', '.join(DATASETS)}.")
