@@ -10,7 +10,9 @@ A recipe is at most two runs of the run engine (`tf_sparse.runs`):
 2. the main stage in `workdir`: `epochs * train_multiplier` epochs with
    algorithm "dense", "static", "gmp" or "acdc" (and its
    `algorithm_kwargs`), starting from the pretrained weights and, with
-   `teacher="pretrained"`, distilled from the pretrained network. Every
+   `teacher="pretrained"`, distilled from the pretrained network (with
+   `teacher_cache=True` from its logits, computed once on the training
+   set: `tf_sparse.teacher_cache`). Every
    position in training (learning-rate warm-up and decay, GMP window and
    cadence, AC/DC phases) given as a fraction stretches with
    `train_multiplier`; the under-training diagnostics record the per-epoch
@@ -28,7 +30,9 @@ Example:
 
 import os
 
+from tf_sparse import teacher_cache
 from tf_sparse.runs import config as run_config
+from tf_sparse.runs import data as data_lib
 from tf_sparse.runs import engine
 from tf_sparse.runs import runner
 from tf_sparse.runs import workdir as workdir_lib
@@ -42,6 +46,10 @@ RECIPE = (
         "pretraining (0: learning_rate)"),
     Key("pretrained_path", "", "where the pretrained network is saved and "
         "reused ('': workdir/pretrained.keras)", resumable=True),
+    Key("teacher_cache", False, "distil from the teacher's logits computed "
+        "once on the training set (workdir/teacher_logits.keras, "
+        "tf_sparse.teacher_cache) instead of running it every step; needs "
+        "in-memory data without augmentation"),
 )
 KEYS = run_config.TRAINING + RECIPE
 
@@ -94,6 +102,17 @@ def pretrain(config, workdir, *, data=None, verbose=0):
     return path
 
 
+def cached_teacher(config, workdir, data=None):
+    """The teacher's logits on the training set, computed once into
+    `workdir/teacher_logits.keras` (reused while the teacher file is the
+    same); returns that path."""
+    if data is None:
+        data = data_lib.make_data(config, config.batch_size)
+    return teacher_cache.cached(
+        config.teacher, data, os.path.join(workdir, "teacher_logits.keras"),
+        batch_size=config.eval_batch_size)
+
+
 def run(config, workdir, *, data=None, verbose=0):
     """Runs (or resumes, or returns the finished) recipe in `workdir`."""
     if config.algorithm not in ALGORITHMS:
@@ -113,6 +132,8 @@ def run(config, workdir, *, data=None, verbose=0):
     elif teacher == "pretrained":
         raise ValueError('teacher="pretrained" needs pretrain_epochs > 0.')
     main = _stage(config, teacher=teacher, init_weights=init_weights)
+    if teacher and config.teacher_cache:
+        main = _stage(main, teacher=cached_teacher(main, workdir, data))
     return engine.run(main, workdir, data=data, verbose=verbose,
                       kind="recipe",
                       identity=run_config.identity_names(KEYS))
