@@ -18,6 +18,7 @@ TensorFlow or Keras state.
 
 from tf_sparse import algorithms
 from tf_sparse import callbacks
+from tf_sparse import channel_graph
 from tf_sparse import checkpoints
 from tf_sparse import data
 from tf_sparse import diagnostics
@@ -39,6 +40,7 @@ from tf_sparse.masking import masked_weights
 from tf_sparse.registry import register_prunable
 from tf_sparse.saving import load_model
 from tf_sparse.saving import save_model
+from tf_sparse.shrinking import shrink
 from tf_sparse.sparsification import sparsify
 from tf_sparse.sparsification import unsparsify
 from tf_sparse.version import __version__
