@@ -1,7 +1,9 @@
 """Density, nonzero counts and FLOPs of a sparse model, as data and as text.
 
-`summary` prints a table of every prunable weight (shape, nonzeros, density,
-forward FLOPs) followed by the model's inference and training-step FLOPs.
+`summary` prints a table of every prunable weight (shape, sparsity pattern,
+nonzeros, density, forward FLOPs) followed by the model's inference and
+training-step FLOPs; layers a structured pattern left dense are listed
+with the reason.
 The per-weight numbers come from `tf_sparse.model_report` (its `report`,
 `WeightReport`, `ModelReport` and `dense_flops` are re-exported here) and
 the training FLOPs from `tf_sparse.flops`, which builds on `model_report`
@@ -16,6 +18,8 @@ Example:
 """
 
 from tf_sparse import flops
+from tf_sparse import masking
+from tf_sparse import sparsification
 from tf_sparse.model_report import ModelReport
 from tf_sparse.model_report import WeightReport
 from tf_sparse.model_report import dense_flops
@@ -34,17 +38,20 @@ def summary(model, print_fn=None, algorithm=None, **flops_kwargs):
     Returns the text; also prints it when `print_fn` is given.
     """
     rep = report(model)
-    header = ("weight", "type", "shape", "nonzeros", "size", "density",
-              "FLOPs dense", "FLOPs sparse")
+    patterns = {mw.path: mw.pattern for mw in masking.masked_weights(model)}
+    header = ("weight", "type", "shape", "pattern", "nonzeros", "size",
+              "density", "FLOPs dense", "FLOPs sparse")
     rows = []
     for w in rep.weights:
         rows.append((w.path + ("" if w.masked else " (dense)"), w.layer_type,
-                     "x".join(str(d) for d in w.shape), str(w.nonzeros),
+                     "x".join(str(d) for d in w.shape),
+                     patterns.get(w.path, "-"), str(w.nonzeros),
                      str(w.size), f"{w.density:.4f}",
                      format_flops(w.flops_dense),
                      format_flops(w.flops_sparse)))
-    rows.append(("total", "", "", str(rep.total_nonzeros), str(rep.total_size),
-                 f"{rep.density:.4f}", format_flops(rep.flops_dense),
+    rows.append(("total", "", "", "", str(rep.total_nonzeros),
+                 str(rep.total_size), f"{rep.density:.4f}",
+                 format_flops(rep.flops_dense),
                  format_flops(rep.flops_sparse)))
     widths = [max(len(r[i]) for r in rows + [header])
               for i in range(len(header))]
@@ -57,6 +64,7 @@ def summary(model, print_fn=None, algorithm=None, **flops_kwargs):
     if rep.unsupported_layers:
         lines.append("Layers left dense because they cannot be masked: "
                      + ", ".join(rep.unsupported_layers))
+    lines.extend(_pattern_misfit_lines(model, patterns))
     try:
         lines.extend(flops.training_flops(model, algorithm,
                                           **flops_kwargs).total_lines())
@@ -66,3 +74,21 @@ def summary(model, print_fn=None, algorithm=None, **flops_kwargs):
     if print_fn is not None:
         print_fn(text)
     return text
+
+
+def _pattern_misfit_lines(model, patterns):
+    """One line per structured pattern of the model naming the unmasked
+    prunable weights it does not fit, with the reason."""
+    lines = []
+    structured = sorted({p for p in patterns.values() if p != "unstructured"})
+    if not structured:
+        return lines
+    dense = [t for t in sparsification.find_targets(model)
+             if t.path not in patterns]
+    for pattern in structured:
+        misfits = sparsification.pattern_misfits(dense, pattern)
+        if misfits:
+            lines.append(
+                f"Layers left dense because pattern {pattern!r} does not fit "
+                "them: " + "; ".join(f"{p} ({r})" for p, r in misfits.items()))
+    return lines

@@ -110,7 +110,11 @@ class GMP(base.MaskAlgorithm):
         sparsity; off by default for tfmot agreement).
 
     Start from a model with all-ones masks (`tfs.sparsify(model, 0.0)`); layers
-    that must stay dense are left out with `keep_dense`.
+    that must stay dense are left out with `keep_dense`. A pattern given to
+    `sparsify` (`tfs.sparsify(model, 0.0, pattern="2:4")`) is followed at
+    every update (`magnitude.magnitude_masks`): whole groups, or for N:M the
+    same number in every group, N at the final sparsity (which must then be
+    1 - N/M).
     """
 
     name = "gmp"
@@ -220,6 +224,8 @@ class GMP(base.MaskAlgorithm):
             raise ValueError("GMP: the model has no masked weights.")
         self._finals = magnitude.resolve_sparsity(
             self.weights, self.final_sparsity, "GMP final_sparsity")
+        magnitude.check_patterns(self.weights, self._finals, self.scope,
+                                 "GMP final_sparsity")
         self.updates = keras.Variable(0, dtype="int64", trainable=False,
                                       name="gmp_updates")
         self.last_update = keras.Variable(-1, dtype="int64", trainable=False,

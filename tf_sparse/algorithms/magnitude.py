@@ -8,6 +8,14 @@ entries at sparsity `s` keeps `kept_count(s, n) = max(1, floor((1 - s) * n
 float64. Targets are a float or a {layer pattern: sparsity} dict
 (`resolve_sparsity`).
 
+Structured patterns (recorded on the masks by `sparsify(pattern=...)`, see
+`tf_sparse.patterns`) are followed: whole groups are ranked by their summed
+|w| and `kept_count(s, groups)` groups are kept (at least one); an N:M
+weight keeps `kept_count(s, M, minimum=N)` of every group (M at sparsity 0,
+N at 1 - N/M, so a gradual ramp passes through 3:4 on its way to 2:4). A
+global ranking needs every weight's groups to be of one size (blocks, not
+channels of different widths); `check_patterns` says so before training.
+
 Example:
 
     sparsities = resolve_sparsity(weights, {"*attention*": 0.9, "*": 0.5})
@@ -20,6 +28,7 @@ import fnmatch
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import patterns
 from tf_sparse import topk
 from tf_sparse.algorithms import checks
 
@@ -54,8 +63,17 @@ def resolve_sparsity(weights, sparsity, what="sparsity"):
     Keys match a masked weight's layer name, layer path or weight path,
     exactly or as fnmatch patterns; the first matching key wins. Every masked
     weight must be matched (leave layers dense with `sparsify(keep_dense=..)`).
-    Returns a list of floats aligned with `weights`.
+    A weight whose pattern cannot reach its target (N:M reaches only
+    1 - N/M) is an error. Returns a list of floats aligned with `weights`.
     """
+    result = _resolve(weights, sparsity, what)
+    for mw, value in zip(weights, result):
+        patterns.parse(mw.pattern).check_sparsity(value,
+                                                  f"{what} for {mw.path}")
+    return result
+
+
+def _resolve(weights, sparsity, what):
     if not isinstance(sparsity, dict):
         checks.check_sparsity(sparsity, what)
         return [float(sparsity)] * len(weights)
@@ -83,6 +101,46 @@ def resolve_sparsity(weights, sparsity, what="sparsity"):
     return result
 
 
+def weight_layout(mw):
+    """The `patterns.Layout` of a `MaskedWeight`'s recorded pattern."""
+    return patterns.layout_of(mw.pattern, mw.layer, mw.name, mw.shape)
+
+
+def check_patterns(weights, sparsities, scope, what):
+    """Raises, before training, when the weights' patterns cannot follow
+    the targets: an N:M weight reaches only 1 - N/M (and 0), and a global
+    ranking needs groups of one size. (`resolve_sparsity` checks the first
+    already; `magnitude_masks` the second again when it is traced.)
+
+    Args:
+      weights: `MaskedWeight`s.
+      sparsities: per weight, its final target (Python floats).
+      scope: "layerwise" or "global".
+      what: the argument's name, for messages ("GMP final_sparsity").
+    """
+    for mw, sparsity in zip(weights, sparsities):
+        patterns.parse(mw.pattern).check_sparsity(
+            sparsity, f"{what} for {mw.path}")
+    if scope == "global":
+        _global_group_size(weights, [weight_layout(mw) for mw in weights],
+                           what)
+
+
+def _global_group_size(weights, layouts, what):
+    sizes = {mw.path: layout.group_size
+             for mw, layout in zip(weights, layouts) if layout.whole_groups}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{p}: {n}" for p, n in list(sizes.items())[:6])
+        raise ValueError(
+            f"{what}: a global magnitude ranking compares groups, which must "
+            f"be of one size; the groups here differ ({shown}). Use "
+            "scope='layerwise'.")
+
+
+def _nm_units(sparsity, layout):
+    return kept_count(sparsity, layout.group_size, minimum=layout.keep)
+
+
 def magnitude_masks(weights, sparsities, scope, only_active):
     """New 0/1 masks (tensors) keeping the largest |w| at exact counts.
 
@@ -94,6 +152,10 @@ def magnitude_masks(weights, sparsities, scope, only_active):
       only_active: rank only currently active entries (the count is capped
         at the active count: GMP never regrows).
     """
+    layouts = [weight_layout(mw) for mw in weights]
+    if not all(layout.unstructured for layout in layouts):
+        return _structured_masks(weights, layouts, sparsities, scope,
+                                 only_active)
     scores, eligible, sizes = [], [], []
     for mw in weights:
         value = tf.abs(tf.reshape(tf.convert_to_tensor(mw.variable), [-1]))
@@ -114,3 +176,43 @@ def magnitude_masks(weights, sparsities, scope, only_active):
                   for s, e, sp, n in zip(scores, eligible, sparsities, sizes)]
     return [tf.reshape(tf.cast(p, mw.mask.dtype), mw.shape)
             for p, mw in zip(pieces, weights)]
+
+
+def _structured_masks(weights, layouts, sparsities, scope, only_active):
+    """`magnitude_masks` when some weight follows a structured pattern."""
+    scores, eligible = [], []
+    for mw in weights:
+        scores.append(tf.abs(tf.cast(tf.convert_to_tensor(mw.variable),
+                                     tf.float32)))
+        if only_active:
+            eligible.append(tf.convert_to_tensor(mw.mask) > 0)
+        else:
+            eligible.append(tf.ones(mw.shape, tf.bool))
+    if scope != "global":
+        kept = []
+        for score, ok, sparsity, layout in zip(scores, eligible, sparsities,
+                                               layouts):
+            if layout.keep is not None:
+                units = _nm_units(sparsity, layout)
+            else:
+                units = kept_count(sparsity, layout.units)
+            kept.append(layout.select(score, ok, units))
+    else:
+        _global_group_size(weights, layouts, "magnitude_masks")
+        kept = [None] * len(weights)
+        ranked = [i for i, layout in enumerate(layouts) if layout.whole_groups]
+        for i, layout in enumerate(layouts):
+            if not layout.whole_groups:
+                kept[i] = layout.select(scores[i], eligible[i],
+                                        _nm_units(sparsities, layout))
+        if ranked:
+            groups = [layouts[i].num_groups for i in ranked]
+            chosen = topk.select_top(
+                tf.concat([layouts[i].group_sums(scores[i]) for i in ranked],
+                          axis=0),
+                tf.concat([layouts[i].group_eligible(eligible[i])
+                           for i in ranked], axis=0),
+                kept_count(sparsities, sum(groups)))
+            for i, piece in zip(ranked, tf.split(chosen, groups)):
+                kept[i] = layouts[i].expand(piece)
+    return [tf.cast(k, mw.mask.dtype) for k, mw in zip(kept, weights)]

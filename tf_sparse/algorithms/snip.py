@@ -9,6 +9,14 @@ layers together are kept (global ranking; `B = floor(density * total +
 model order. Normalising by the sum of sensitivities (as the paper writes
 it) does not change the ranking and is left out.
 
+With a structured pattern (`tf_sparse.patterns`) a group's sensitivity is
+the sum of its weights': blocks are ranked globally (one budget of
+`floor(density * blocks + 0.5)` blocks), N:M keeps the N most sensitive of
+every group, and groups whose sizes differ between layers (channels of
+layers with different fan-in) are ranked within each layer at the layer's
+planned count (uniform), since a global ranking of groups of different
+sizes has no exact weight count.
+
 Use `snip_masks` on a dense model, then `sparsify(model, masks=...)`;
 `tools/train.py` does this when `config.algorithm = "snip"` (one batch of
 `algorithm_params.snip_batch_size`, default the training batch size, from
@@ -27,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import patterns
 from tf_sparse import sparsification
 from tf_sparse import topk
 from tf_sparse.algorithms import static
@@ -70,7 +79,8 @@ def sensitivities(model, data, loss):
     return targets, scores
 
 
-def snip_masks(model, data, loss, sparsity, *, keep_dense=()):
+def snip_masks(model, data, loss, sparsity, *, keep_dense=(),
+               pattern="unstructured"):
     """Masks keeping the globally most sensitive weights, exact count.
 
     Args:
@@ -78,16 +88,22 @@ def snip_masks(model, data, loss, sparsity, *, keep_dense=()):
       data: one batch `(x, y)`.
       loss: the training loss.
       sparsity: float in [0, 1): fraction of the prunable weights (outside
-        `keep_dense`) to remove.
+        `keep_dense`) to remove (for "N:M", 1 - N/M).
       keep_dense: layer names/paths/patterns left dense (no mask returned).
+      pattern: a `tf_sparse.patterns` spec; layers it does not fit get no
+        mask (they stay dense). Pass the same pattern to `sparsify`.
 
     Returns:
       dict weight path -> 0/1 float32 array, for `sparsify(masks=...)`.
     """
     targets, scores = sensitivities(model, data, loss)
+    pattern = patterns.parse(pattern)
     counts = sparsification.plan_counts(targets, sparsity, "uniform",
-                                        keep_dense)
+                                        keep_dense, pattern)
     chosen = [i for i, t in enumerate(targets) if counts[t.path] is not None]
+    if pattern.structured:
+        return _structured_snip_masks(targets, scores, counts, chosen,
+                                      pattern)
     budget = sum(counts[targets[i].path] for i in chosen)
     flat = np.concatenate([scores[i].reshape(-1) for i in chosen])
     keep = topk.numpy_select_top(flat, budget).astype(np.float32)
@@ -101,12 +117,31 @@ def snip_masks(model, data, loss, sparsity, *, keep_dense=()):
     return masks
 
 
+def _structured_snip_masks(targets, scores, counts, chosen, pattern):
+    layouts = {i: targets[i].layout(pattern) for i in chosen}
+    sizes = {layouts[i].group_size for i in chosen}
+    if pattern.fixed_sparsity is not None or len(sizes) > 1:
+        # N:M groups, or channels of different sizes: within each layer.
+        return {targets[i].path: layouts[i].exact_mask(
+                    scores[i], counts[targets[i].path]) for i in chosen}
+    groups = [layouts[i].num_groups for i in chosen]
+    budget = sum(counts[targets[i].path] for i in chosen) // sizes.pop()
+    sums = np.concatenate([layouts[i].numpy_group_sums(scores[i])
+                           for i in chosen])
+    keep = topk.numpy_select_top(sums, budget)
+    pieces = np.split(keep, np.cumsum(groups)[:-1])
+    return {targets[i].path: layouts[i].groups_mask(piece)
+            for i, piece in zip(chosen, pieces)}
+
+
 def sparsify_with_snip(model, data, loss, sparsity, *, keep_dense=(),
-                       rescale_weights=False):
+                       rescale_weights=False, pattern="unstructured"):
     """Sparsifies a dense `model` in place with SNIP masks; returns it."""
-    masks = snip_masks(model, data, loss, sparsity, keep_dense=keep_dense)
+    masks = snip_masks(model, data, loss, sparsity, keep_dense=keep_dense,
+                       pattern=pattern)
     return sparsification.sparsify(model, masks=masks,
-                                   rescale_weights=rescale_weights)
+                                   rescale_weights=rescale_weights,
+                                   pattern=pattern)
 
 
 class SNIP(static.Static):
@@ -143,9 +178,11 @@ class SNIP(static.Static):
                 "it takes: snip_batch_size.")
         return cls(batch_size=params.get("snip_batch_size"))
 
-    def initial_masks(self, model, data, loss, sparsity, keep_dense=()):
+    def initial_masks(self, model, data, loss, sparsity, keep_dense=(),
+                      pattern="unstructured"):
         """`snip_masks` for `model` (dense) on the batch `data`."""
-        return snip_masks(model, data, loss, sparsity, keep_dense=keep_dense)
+        return snip_masks(model, data, loss, sparsity, keep_dense=keep_dense,
+                          pattern=pattern)
 
     def get_config(self):
         return {"name": self.name, "batch_size": self.batch_size}
