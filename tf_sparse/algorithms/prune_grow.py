@@ -264,6 +264,15 @@ class PruneGrow(base.MaskAlgorithm):
         super().attach(model)
         if not self.weights:
             raise ValueError(f"{type(self).__name__}: the model has no masks.")
+        structured = sorted({mw.pattern for mw in self.weights}
+                            - {"unstructured"})
+        if structured:
+            raise ValueError(
+                f"{type(self).__name__} does not follow structured sparsity "
+                f"patterns yet: the masks follow {structured[0]!r} (from "
+                "sparsify(pattern=...)), which dropping and growing single "
+                "weights would break. Use static training, SNIP, GMP or "
+                "AC/DC with a pattern, or sparsify without one.")
         optimizer = getattr(model, "optimizer", None)
         self._check_optimizer(optimizer)
         self.tap = self._make_tap(optimizer)
