@@ -370,6 +370,52 @@ def test_same_seed_same_structured_masks():
     assert not all(np.array_equal(a[p], c[p]) for p in a)
 
 
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    widths=st.lists(st.sampled_from([2, 3, 4, 6, 8, 12]), min_size=2,
+                    max_size=4),
+    spec=st.sampled_from(["2:4", "1:2", "block:2x2", "channel"]),
+    sparsity=st.sampled_from([0.3, 0.5, 0.8]),
+    distribution=st.sampled_from(["uniform", "erk"]))
+def test_sparsify_counts_are_exact_for_every_pattern(widths, spec, sparsity,
+                                                     distribution):
+    """Over random MLPs: each masked layer follows the pattern; N:M keeps
+    exactly N per group; blocks total floor(density * blocks + 0.5) over
+    the layers they fit; channels what the plan says."""
+    pattern = patterns.parse(spec)
+    if pattern.fixed_sparsity is not None:
+        sparsity, distribution = pattern.fixed_sparsity, "uniform"
+    inputs = keras.Input((widths[0],))
+    x = inputs
+    for i, width in enumerate(widths[1:]):
+        x = keras.layers.Dense(width, name=f"d{i}")(x)
+    model = keras.Model(inputs, x)
+    targets = tfs.sparsification.find_targets(model)
+    fitting = [t for t in targets if t.misfit(pattern) is None]
+    hypothesis.assume(fitting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            tfs.sparsify(model, sparsity=sparsity, distribution=distribution,
+                         pattern=spec)
+        except ValueError as error:   # a plan that would empty every layer
+            assert "Every masked layer would be empty" in str(error)
+            hypothesis.reject()
+    masked = {mw.path: mw for mw in tfs.masked_weights(model)}
+    assert sorted(masked) == sorted(t.path for t in fitting)
+    for t in fitting:
+        mask = masked[t.path].mask.numpy()
+        layout = t.layout(pattern)
+        assert layout.misfit(mask) is None
+        if pattern.kind == "n:m":
+            assert np.all(nm_group_counts(mask, pattern.m, axis=0)
+                          == pattern.n)
+    if pattern.kind == "block":
+        blocks = sum(t.size // 4 for t in fitting)
+        kept = sum(mw.nonzeros() for mw in masked.values())
+        assert kept == 4 * int(np.floor((1 - sparsity) * blocks + 0.5))
+
+
 def test_sparsity_zero_records_the_pattern_with_all_ones(mlp):
     tfs.sparsify(mlp, sparsity=0.0, pattern="2:4")
     assert all(mw.pattern == "2:4" and mw.nonzeros() == mw.size
@@ -579,3 +625,16 @@ def test_acdc_compresses_to_two_four():
                   verbose=0, callbacks=[tfs.callbacks.MaskUpdate(acdc)])
     for mw in tfs.masked_weights(model):
         assert np.all(nm_group_counts(mw.mask.numpy(), 4, axis=0) == 2)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("SET", {"total_steps": 100, "steps_per_epoch": 10}),
+    ("RigL", {"total_steps": 100}),
+    ("SparseMomentum", {"total_steps": 100, "steps_per_epoch": 10})])
+def test_drop_and_grow_algorithms_refuse_structured_masks(mlp, name, kwargs):
+    tfs.sparsify(mlp, pattern="2:4")
+    mlp.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    algorithm = getattr(tfs.algorithms, name)(**kwargs)
+    with pytest.raises(ValueError, match=f"{name} does not follow structured "
+                       "sparsity patterns yet: the masks follow '2:4'"):
+        algorithm.attach(mlp)
