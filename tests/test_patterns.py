@@ -449,8 +449,13 @@ def test_given_masks_must_follow_the_pattern(mlp):
 def test_n_m_with_another_sparsity_is_refused(mlp):
     with pytest.raises(ValueError, match=r"sparsity=0.9 cannot be reached "
                        r"with pattern '2:4': it keeps 2 of every 4 weights, "
-                       r"so its sparsity is 0.5"):
+                       r"so its sparsity is 1 - 2/4 = 0.5. Pass "
+                       r"sparsity=0.5"):
         tfs.sparsify(mlp, sparsity=0.9, pattern="2:4")
+    # The six digits the message gives for 1 - 1/3 are accepted.
+    patterns.parse("1:3").check_sparsity(0.666667)
+    with pytest.raises(ValueError, match=r"= 0.666667"):
+        patterns.parse("1:3").check_sparsity(0.6)
     with pytest.raises(ValueError, match=r"sparsity\['fc1'\]=0.75 cannot be "
                        "reached with pattern '1:8'"):
         tfs.sparsify(mlp, sparsity={"fc1": 0.75}, pattern="1:8")

@@ -93,12 +93,14 @@ class Pattern:
         sparsity in whole groups.
         """
         fixed = self.fixed_sparsity
-        if fixed is None or abs(sparsity - fixed) < 1e-9 or sparsity == 0.0:
+        # 1e-6: the 6 digits of the value the message suggests are enough.
+        if fixed is None or abs(sparsity - fixed) < 1e-6 or sparsity == 0.0:
             return
         raise ValueError(
             f"{where}={sparsity} cannot be reached with pattern "
             f"{self.spec!r}: it keeps {self.n} of every {self.m} weights, so "
-            f"its sparsity is {fixed:g}. Pass sparsity={fixed:g} (or omit "
+            f"its sparsity is 1 - {self.n}/{self.m} = {fixed:g}. Pass "
+            f"sparsity={fixed:g} (or omit "
             "it), or 0.0 for all-ones masks that GMP / AC/DC prune to "
             f"{self.spec}.")
 
