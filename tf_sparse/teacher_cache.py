@@ -142,6 +142,7 @@ def write(teacher_path, data, path, batch_size=1000):
     `path` (.keras) with `path + ".json"` (teacher file, SHA-256, rows)."""
     teacher = keras.saving.load_model(teacher_path, compile=False)
     model = build_cache(teacher, data, batch_size)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model.save(path)
     record = {"teacher": os.path.abspath(teacher_path),
               "teacher_sha256": sha256(teacher_path),

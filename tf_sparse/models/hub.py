@@ -131,7 +131,7 @@ def backbone(name, *, preset=None, load_weights=True, **config):
                 f"backbone({key!r}, preset={preset!r}) takes its config from "
                 f"the preset; do not also pass {sorted(config)}.")
         return cls.from_preset(preset, load_weights=load_weights)
-    full = {**fam.tiny, **config}
+    full = {"name": f"{key}_backbone", **fam.tiny, **config}
     if "sequence_length" in full:
         length = full.pop("sequence_length")
         if key != "gemma":
