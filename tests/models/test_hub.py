@@ -246,3 +246,23 @@ def test_preset_directory_gives_weights_and_tokenizer(tmp_path):
     with pytest.raises(ValueError, match="takes its config from the preset"):
         hub.backbone("bert", preset=str(tmp_path / "preset"), num_layers=1)
     assert os.path.isdir(tmp_path / "preset")
+
+
+def test_2_4_on_the_projections_holds_through_fit_with_adamw():
+    from tf_sparse import patterns
+    model = build("bert")
+    tfs.sparsify(model, hub.sparsity_map(model, 0.5), pattern="2:4")
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True))
+    model.fit(batch("bert", 8), np.arange(8) % 3, batch_size=4, verbose=0)
+    masked = masking.masked_weights(model)
+    assert len(masked) == 12
+    for mw in masked:
+        mask = keras.ops.convert_to_numpy(mw.mask)
+        value = keras.ops.convert_to_numpy(mw.variable)
+        layout = patterns.layout_of("2:4", mw.layer, mw.name,
+                                    tuple(mw.variable.shape))
+        assert layout.misfit(mask) is None, mw.path
+        assert int(mask.sum()) * 2 == mask.size, mw.path
+        assert np.count_nonzero(value[mask == 0]) == 0, mw.path
