@@ -166,6 +166,29 @@ def test_a_constant_into_a_same_padded_conv_is_an_error_or_kept():
         "p").filters == 2
 
 
+def _padded_reader(bias):
+    inputs = keras.Input((5, 5, 2))
+    p = keras.layers.Conv2D(3, 1, name="p")(inputs)
+    p = keras.layers.ZeroPadding2D(1, name="pad")(p)
+    out = keras.layers.Conv2D(2, 3, name="q")(p)
+    model = keras.Model(inputs, out)
+    model.get_layer("p").bias.assign([bias, 0.0, 0.0])
+    mask = np.ones((1, 1, 2, 3), np.float32)
+    mask[..., 0] = 0
+    tfs.sparsify(model, masks={"p/kernel": mask})
+    return model
+
+
+def test_zero_padding_turns_a_constant_into_a_pattern():
+    with pytest.raises(shrinking.ShrinkError,
+                       match="channel 0 of 'p': the values it passes to 'q' "
+                       "change with the input or the position"):
+        tfs.shrink(_padded_reader(0.25))
+    x = _x((5, 5, 2))
+    small = tfs.shrink(_padded_reader(0.0), x)
+    assert small.get_layer("p").filters == 2
+
+
 def _two_branch_add(mask_b):
     inputs = keras.Input((4, 4, 2))
     a = keras.layers.Conv2D(3, 1, name="a")(inputs)
@@ -363,12 +386,21 @@ def test_nonzero_constants_everywhere_stay_exact():
         model, _half_of_each_family(model, groups)))
     x = _x((8, 8, 3))
     shrink_plan = shrinking.plan(model)
-    reasons = {k.reason for k in shrink_plan.kept}
-    # The zero padding before the depthwise layer turns expand's constants
-    # into patterns; the shared layer cannot take one bias per call.
-    assert any("change with the input or the position" in r
-               for r in reasons)
-    assert any("called 2 times" in r for r in reasons)
+    # The shared layer cannot take one bias per call for the constants of
+    # the residual channels it reads, and a stride-2 transposed convolution
+    # puts each kernel tap at other positions; everything else goes.
+    kept = {shrinking.describe(k.group): k.reason for k in shrink_plan.kept}
+    assert sorted(kept) == [
+        "channel 2 of 'sep'", "channel 2 of 'stem'", "channel 3 of 'sep'",
+        "channel 4 of 'sep'", "channel 4 of 'stem'", "channel 6 of 'stem'",
+        "channel 7 of 'stem'"]
+    for where, reason in kept.items():
+        if "stem" in where:
+            assert reason.endswith("into 'shared', which is called 2 times, "
+                                   "so one bias cannot absorb it")
+        else:
+            assert "into 'up' (Conv2DTranspose, kernel (2, 2), padding " \
+                "'valid'), which spreads a constant unevenly" in reason
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         small = tfs.shrink(model, x, strict=False)

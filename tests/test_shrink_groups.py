@@ -93,6 +93,14 @@ def test_depthwise_multiplier_ties_each_input_to_its_outputs():
         ("dw", "kernel", 2, (1,), "channel"),
         ("dw", "bias", 0, (2, 3), "channel"),
         ("post", "kernel", 2, (2, 3), "in")])
+    # Masking the group zeroes pre's output slice and the depthwise slice,
+    # not post's input rows.
+    model = keras.Model(inputs, out)
+    masks = channel_graph.group_masks(model, [group])
+    assert sorted(masks) == ["dw/kernel", "pre/kernel"]
+    assert masks["dw/kernel"][:, :, 1].sum() == 0
+    assert masks["dw/kernel"].sum() == 3 * 3 * 2 * 2
+    assert masks["pre/kernel"][..., 1].sum() == 0
 
 
 def test_squeeze_excitation_multiply_ties_the_gate_to_the_features():

@@ -44,6 +44,7 @@ import keras
 import numpy as np
 
 from tf_sparse import masking
+from tf_sparse import registry
 
 ROLES = ("out", "in", "channel")
 
@@ -739,7 +740,9 @@ def layer_paths(model):
 
 
 def group_masks(model, groups, base=None):
-    """Masks that remove `groups`: every creator's output slice set to 0.
+    """Masks that remove `groups`: every creator's output slice set to 0,
+    and the depthwise kernel slices of the group too (so that a depthwise
+    layer outputs only its bias there, a constant `tfs.shrink` can fold).
 
     Returns a dict from weight path to a 0/1 float32 array, for
     `tfs.sparsify(model, masks=...)`. `base` (same form) gives masks to
@@ -752,6 +755,7 @@ def group_masks(model, groups, base=None):
         tfs.sparsify(model, masks=masks)
     """
     paths = layer_paths(model)
+    prunable = {}
     masks = {path: np.array(value, dtype=np.float32)
              for path, value in (base or {}).items()}
     for group in groups:
@@ -762,7 +766,14 @@ def group_masks(model, groups, base=None):
             raise ValueError(
                 f"Group {group.index} has no layer creating it; nothing to "
                 "mask.")
-        for member in group.creators:
+        for member in group.members:
+            if member.layer not in prunable:
+                prunable[member.layer] = {name for name, _ in (
+                    registry.prunable_variables(model.get_layer(
+                        member.layer)))}
+            if member.role == "in" or (
+                    member.weight not in prunable[member.layer]):
+                continue
             path = f"{paths[member.layer]}/{member.weight}"
             if path not in masks:
                 variable = getattr(model.get_layer(member.layer),

@@ -202,11 +202,13 @@ def _failure_reason(group, failure, masks, values, calls_per_layer):
                 f"{calls_per_layer[edge.call.name]} times, so one bias "
                 "cannot absorb it")
     kernel = tuple(getattr(op, "kernel_size", ()))
+    why = ("spreads a constant unevenly over its output positions"
+           if edge.call.kind == "transpose" else
+           "cannot absorb a constant exactly at the borders")
     return (f"it carries the constant {value:.4g} (a masked channel's bias, "
             f"after any normalisation and activation) into '{edge.call.name}' "
             f"({type(op).__name__}, kernel {kernel}, padding "
-            f"'{getattr(op, 'padding', '?')}'), which cannot absorb a "
-            "constant exactly at the borders")
+            f"'{getattr(op, 'padding', '?')}'), which {why}")
 
 
 def plan(model):
