@@ -187,9 +187,10 @@ def markdown(payload):
     if payload.get("notes"):
         lines += ["", "Diagnosis:", ""] + [f"- {n}" for n in payload["notes"]]
     info = payload["machine"]
+    commits = sorted({r["provenance"]["commit"][:7] for r in payload["runs"]})
     lines += ["", f"Machine: {info.get('cpu')}, TensorFlow "
-              f"{info.get('tensorflow')}, Keras {info.get('keras')}; commit "
-              f"{info.get('git_commit')}."]
+              f"{info.get('tensorflow')}, Keras {info.get('keras')}; runs at "
+              f"commit {', '.join(commits)}."]
     return "\n".join(lines) + "\n"
 
 
