@@ -7,6 +7,10 @@ two extra members, `tf_sparse/masks.npz` and `tf_sparse/masks.json`: plain
 optimizer slots included. Loading uses Keras's safe mode by default and
 masks are read with `allow_pickle=False`, so a file never executes code.
 
+A file that is not a readable archive (cut short by a full disk or a
+killed copy, or damaged) is a `SavedModelError` naming it and saying what to
+do, not zipfile's bare `BadZipFile`.
+
 Example:
 
     tfs.save_model(model, "sparse.keras")
@@ -16,6 +20,9 @@ Example:
 import io
 import json
 import zipfile
+import zlib
+
+import os
 
 import keras
 import numpy as np
@@ -26,6 +33,34 @@ from tf_sparse import sparsification
 _MASKS = "tf_sparse/masks.npz"
 _INFO = "tf_sparse/masks.json"
 FORMAT_VERSION = 1
+
+# What a damaged archive raises while it is opened or read.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+class SavedModelError(ValueError):
+    """A `.keras` file is missing, damaged or not written by `save_model`;
+    the message names it. `path`: the file."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class NoMasksError(SavedModelError):
+    """A readable `.keras` file without tf_sparse masks (a plain Keras
+    file): load it with `keras.models.load_model`."""
+
+
+def _damaged(filepath, error, member=None):
+    where = f" (member {member})" if member else ""
+    size = (f", {os.path.getsize(filepath)} bytes" if os.path.exists(
+        filepath) else "")
+    return SavedModelError(
+        f"{filepath} is not a readable .keras file{where}: {error}{size}. It "
+        "was probably cut short (a full disk, an interrupted copy or save) "
+        "or damaged; save the model again (tfs.save_model) or copy the file "
+        "again.", path=str(filepath))
 
 
 def save_model(model, filepath, **kwargs):
@@ -47,27 +82,50 @@ def save_model(model, filepath, **kwargs):
 
 def read_masks(filepath):
     """The masks stored in a `.keras` file by `save_model`, by weight path."""
-    with zipfile.ZipFile(filepath) as archive:
+    if not os.path.exists(filepath):
+        raise SavedModelError(f"{filepath} does not exist.", path=filepath)
+    try:
+        archive = zipfile.ZipFile(filepath)
+    except _DAMAGED as error:
+        raise _damaged(filepath, error) from error
+    with archive:
         names = set(archive.namelist())
         if _INFO not in names or _MASKS not in names:
-            raise ValueError(
+            raise NoMasksError(
                 f"{filepath} holds no tf_sparse masks; it was not written by "
-                "tfs.save_model. Load it with keras.models.load_model.")
-        info = json.loads(archive.read(_INFO))
+                "tfs.save_model. Load it with keras.models.load_model.",
+                path=filepath)
+        try:
+            info = json.loads(archive.read(_INFO))
+            if not isinstance(info, dict) or not isinstance(
+                    info.get("paths"), list):
+                raise ValueError("not a mask index")
+        except _DAMAGED as error:
+            raise _damaged(filepath, error, _INFO) from error
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            raise _damaged(filepath, f"{_INFO} is not valid ({error})") \
+                from error
         if info.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
+            raise SavedModelError(
                 f"{filepath}: unsupported tf_sparse mask format "
                 f"{info.get('format_version')!r}; this version reads "
-                f"{FORMAT_VERSION}.")
-        with np.load(io.BytesIO(archive.read(_MASKS)),
-                     allow_pickle=False) as data:
-            return {path: data[str(i)] for i, path in
-                    enumerate(info["paths"])}
+                f"{FORMAT_VERSION}.", path=filepath)
+        try:
+            with np.load(io.BytesIO(archive.read(_MASKS)),
+                         allow_pickle=False) as data:
+                return {path: data[str(i)] for i, path in
+                        enumerate(info["paths"])}
+        except _DAMAGED + (ValueError, KeyError, OSError) as error:
+            raise _damaged(filepath, error, _MASKS) from error
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Loads a `.keras` file written by `save_model`, masks attached."""
     masks = read_masks(filepath)
-    model = keras.models.load_model(filepath, custom_objects=custom_objects,
-                                    compile=compile, safe_mode=safe_mode)
+    try:
+        model = keras.models.load_model(
+            filepath, custom_objects=custom_objects, compile=compile,
+            safe_mode=safe_mode)
+    except _DAMAGED as error:
+        raise _damaged(filepath, error) from error
     return sparsification.sparsify(model, masks=masks)

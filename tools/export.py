@@ -24,6 +24,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tf_sparse import cli
+
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "A tools/train.py workdir (run.json + checkpoints/).")
 _MODEL = flags.DEFINE_string(
@@ -52,9 +54,9 @@ def main(argv):
         raise app.UsageError("Give exactly one of --workdir and --model.")
     if not _OUTPUT.value:
         raise app.UsageError("--output_dir is required.")
-    logging.set_verbosity(logging.WARNING)
     import keras
     import tf_sparse as tfs
+    from tf_sparse import saving
     from tf_sparse import export
     from tf_sparse import flops
     from tf_sparse import sparse_inference
@@ -67,7 +69,7 @@ def main(argv):
     else:
         try:
             model = tfs.load_model(_MODEL.value, compile=False)
-        except ValueError:
+        except saving.NoMasksError:
             model = keras.models.load_model(_MODEL.value, compile=False)
         source = f"file {_MODEL.value}"
     raw = raw_config or {}
@@ -128,4 +130,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, "export")

@@ -8,17 +8,14 @@ Usage:
       --workdir=runs/vit_acdc --config.sparsity=0.95
 """
 
-import sys
-
 from absl import app
 from absl import flags
-from absl import logging
 
 from tf_sparse import cli
 from tf_sparse import recipes
-from tf_sparse.runs import engine
 
-_CONFIG = cli.define_config_flag("configs/recipes/")
+_CONFIG = cli.define_config_flag("configs/recipes/",
+                                 schema="tf_sparse/recipes.py")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for the pretrained model, diagnostics, "
     "results.json and (AC/DC) the sparse and co-trained dense models.")
@@ -29,12 +26,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
-    try:
-        results = recipes.run(_CONFIG.value, _WORKDIR.value,
-                              verbose=_VERBOSE.value)
-    except engine.EXPECTED_ERRORS as err:
-        sys.exit(f"recipe: error: {err}")
+    results = recipes.run(_CONFIG.value, _WORKDIR.value,
+                          verbose=_VERBOSE.value)
     last = results["history"][-1] if results["history"] else {}
     print(f"test accuracy {results['test_accuracy']:.4f}  test loss "
           f"{results['test_loss']:.4f}  density "
@@ -48,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, "recipe")

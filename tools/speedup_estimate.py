@@ -17,6 +17,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tf_sparse import cli
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "A tools/train.py workdir.")
 _MODEL = flags.DEFINE_string("model", None, "A .keras file.")
 _ZOO = flags.DEFINE_string(
@@ -35,9 +37,9 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if sum(bool(v) for v in (_WORKDIR.value, _MODEL.value, _ZOO.value)) != 1:
         raise app.UsageError("Give one of --workdir, --model, --zoo_model.")
-    logging.set_verbosity(logging.WARNING)
     import keras
     import tf_sparse as tfs
+    from tf_sparse import saving
     from tf_sparse import sparse_inference
     from tf_sparse import speedup
     from tf_sparse.runs import restore
@@ -48,7 +50,7 @@ def main(argv):
     elif _MODEL.value:
         try:
             model = tfs.load_model(_MODEL.value, compile=False)
-        except ValueError:
+        except saving.NoMasksError:
             model = keras.models.load_model(_MODEL.value, compile=False)
     else:
         keras.utils.set_random_seed(0)
@@ -80,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, "speedup_estimate")

@@ -14,19 +14,14 @@ Usage:
       --config.rewind_points="('0','1ep')"
 """
 
-import sys
-
 from absl import app
 from absl import flags
-from absl import logging
 
 from tf_sparse import cli
-from tf_sparse.lottery import config as config_lib
-from tf_sparse.lottery import pruning
 from tf_sparse.lottery import stability
-from tf_sparse.runs import workdir
 
-_CONFIG = cli.define_config_flag("configs/lottery/stability.py")
+_CONFIG = cli.define_config_flag("configs/lottery/stability.py",
+                                 schema="tf_sparse/lottery/stability.py")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "A lottery workdir (from tools/lottery.py).")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Print progress lines (0/1).")
@@ -36,16 +31,11 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
     config = _CONFIG.value or stability.default_config()
-    try:
-        stability.run(_WORKDIR.value, config, verbose=_VERBOSE.value)
-    except (config_lib.ConfigError, pruning.PruningError,
-            workdir.WorkdirError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    print(open(f"{_WORKDIR.value}/stability/report.md").read())
+    stability.run(_WORKDIR.value, config, verbose=_VERBOSE.value)
+    with open(f"{_WORKDIR.value}/stability/report.md") as f:
+        print(f.read())
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_main(main, "stability")

@@ -11,7 +11,9 @@ Usage:
 The flags are defined in tf_sparse/cli.py (shared by the training
 binaries). See tf_sparse/runs/engine.py for what a run writes into
 --workdir and README.md ("CIFAR-10 and ImageNet") for GPU, multi-worker and
-TPU launches.
+TPU launches. User errors are one line (--verbosity=1 adds the traceback);
+--config.on_bad_checkpoint=previous resumes past a damaged newest checkpoint
+(docs/bad_inputs.md).
 """
 
 from tf_sparse import cli

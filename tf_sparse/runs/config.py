@@ -191,6 +191,10 @@ EXECUTION = (
     Key("divergence_factor", 10.0, "stop when the training loss exceeds "
         "this multiple of its first value (0: only non-finite losses)",
         resumable=True),
+    Key("on_bad_checkpoint", "error", "the newest checkpoint of a resumed "
+        "run is damaged: 'error' stops with the file named; 'previous' "
+        "resumes from the newest earlier one that reads back (the damaged "
+        "files are renamed *.damaged)", resumable=True),
 )
 
 SECTIONS = {
@@ -329,6 +333,7 @@ CHOICES = {
     "lr_schedule": ("step", "cosine", "constant"),
     "lr_scaling": ("none", "linear", "sqrt"),
     "init": ("keras", "torch", "wrn", "kaiming_normal"),
+    "on_bad_checkpoint": ("error", "previous"),
 }
 
 

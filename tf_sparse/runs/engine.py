@@ -53,11 +53,19 @@ from tf_sparse.runs import plan as plan_lib
 from tf_sparse.runs import runner
 from tf_sparse.runs import workdir as workdir_lib
 
-# Errors the binaries report as one message (bad input, a diverged run),
-# without a traceback.
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, distribute.TPUNotFoundError,
-                   tf.errors.InvalidArgumentError, tf.errors.DataLossError,
-                   runner.Diverged)
+# Errors the binaries report as one message, without a traceback (unless
+# --verbosity >= 1; `tf_sparse.cli.run_main`): what the user gave and where
+# the run lives, not bugs. ValueError: a config value, a flag, a file of the
+# workdir (WorkdirError, WorkdirWriteError), a checkpoint
+# (checkpoints.CheckpointError), a .keras file (saving.SavedModelError), a
+# data set; OSError: a file that is missing or cannot be read or written;
+# TensorFlow's errors for data it cannot read or find; no TPU; a diverged
+# run. Any other exception is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, distribute.TPUNotFoundError,
+               tf.errors.InvalidArgumentError, tf.errors.DataLossError,
+               tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+               runner.Diverged)
+EXPECTED_ERRORS = USER_ERRORS
 
 
 def check_execution(config, info):

@@ -16,6 +16,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import checkpoints
 from tf_sparse import masking
 from tf_sparse.runs import algorithm as algorithm_lib
 from tf_sparse.runs import config as config_lib
@@ -78,14 +79,32 @@ def load_model(workdir, checkpoint=None):
     if config.algorithm != "dense":
         model = model_lib.sparsify(
             config, model, gradual=algorithm_lib.is_gradual(config))
-    path = checkpoint or tf.train.latest_checkpoint(
-        os.path.join(workdir, "checkpoints"))
+    path = checkpoint
+    if path is None:
+        folder = os.path.join(workdir, "checkpoints")
+        path, problem = checkpoints.read_index(folder)
+        if problem is not None:
+            raise RestoreError(
+                f"{problem}; give a checkpoint of {folder} explicitly, or "
+                "resume the run once (its binary repairs the folder with "
+                "--config.on_bad_checkpoint=previous).")
     if path is None:
         raise RestoreError(f"{workdir}/checkpoints holds no checkpoint yet.")
-    status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    root = tf.train.Checkpoint(model=model)
     try:
+        # Only the network is restored: the checkpoint's optimizer and
+        # progress are not compared.
+        checkpoints.check_compatible(root, path, model, compare_extra=())
+        status = root.restore(path).expect_partial()
         status.assert_existing_objects_matched()
-    except AssertionError as error:
+    except checkpoints.CheckpointError as error:
+        raise RestoreError(f"{error} (the model of {workdir}/run.json)") \
+            from error
+    except (tf.errors.DataLossError, tf.errors.NotFoundError,
+            tf.errors.OutOfRangeError, IndexError, EOFError) as error:
+        raise RestoreError(f"Checkpoint {path} is damaged or truncated "
+                           f"({error}).") from error
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise RestoreError(f"Checkpoint {path} does not match the model of "
                            f"{workdir}/run.json: {str(error)[:300]}") from error
     masking.apply_masks(model)

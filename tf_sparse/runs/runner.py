@@ -63,6 +63,7 @@ class Session:
     strategy: tf.distribute.Strategy
     info: distribute.ReplicaInfo
     loss: object
+    on_bad_checkpoint: str = "error"
 
     @property
     def optimizer(self):
@@ -118,7 +119,9 @@ def build_session(config, plan, data, *, strategy=None, info=None,
         if algorithm is not None:
             training.attach(model, algorithm)
     return Session(model=model, core=core, algorithm=algorithm,
-                   strategy=strategy, info=info, loss=loss)
+                   strategy=strategy, info=info, loss=loss,
+                   on_bad_checkpoint=config_lib.option(
+                       config, "on_bad_checkpoint", "error"))
 
 
 def _config_masks(config, data, algorithm, loss):
@@ -166,7 +169,9 @@ class Progress(keras.callbacks.Callback):
 
     A checkpoint is saved after every finished epoch, whenever the position
     passes a multiple of `every_steps` (at execution granularity), and at
-    `stop`, where training ends. Positions are batches, not
+    `stop`, where training ends; each position at most once, and never
+    the starting one (a resumed run's checkpoint is already there).
+    Positions are batches, not
     `optimizer.iterations`: under float16 loss scaling a step with
     overflowing gradients does not advance the iterations.
 
@@ -191,7 +196,14 @@ class Progress(keras.callbacks.Callback):
         self.steps_run = 0
         self.first_loss = None
         self._epoch_start = self.position
-        self._last_due = None
+        # The checkpoint due at the starting position is the one a resumed
+        # run was restored from: the first batch must not write it again.
+        self._last_due = (self.position // every_steps if every_steps
+                          else None)
+        # Where the last checkpoint is (or, at the start, where the state
+        # came from): a position is saved once, even when a step is due by
+        # `every_steps` and ends training too.
+        self._saved_at = self.position
         self._t0 = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -217,12 +229,19 @@ class Progress(keras.callbacks.Callback):
                             "message": reason})
 
     def _save(self, position):
+        if position == self._saved_at:
+            return
         bad = first_non_finite(self.model)
         if bad is not None:
             reason = f"variable {bad} is not finite"
             raise Diverged({"step": position, "loss": None,
                             "reason": reason, "message": reason})
         self.save(position)
+        self._saved_at = position
+        if self.every_steps:
+            # A checkpoint at an epoch end covers the multiples of
+            # `every_steps` it passed: the next batch does not save again.
+            self._last_due = position // self.every_steps
 
     def on_train_batch_end(self, batch, logs=None):
         now = self._epoch_start + batch + 1
@@ -361,7 +380,7 @@ def summaries(session, log_dir, *, batch_size=0, log_every_steps=0):
 def train(session, data, directory, *, data_seed, end_step, start=None,
           stop_step=None, callbacks=(), validation=None, eval_every_epochs=0,
           checkpoint_every_steps=0, keep_checkpoints=2, verbose=0, label="",
-          divergence_factor=0.0):
+          divergence_factor=0.0, on_bad_checkpoint=None):
     """Trains `session` on `data` to `end_step`, resuming from `directory`.
 
     Args:
@@ -385,6 +404,9 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
       divergence_factor: see `Progress`; a diverged training stops and
         `Trained.diverged` reports it (nothing is saved after the last good
         checkpoint).
+      on_bad_checkpoint: "error" or "previous" when the newest checkpoint
+        is damaged (`tf_sparse.checkpoints.TrainingCheckpoint`); default:
+        the session's (`config.on_bad_checkpoint`).
 
     Returns:
       a `Trained`.
@@ -392,14 +414,20 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
     info = session.info
     model = session.model
     directory = os.path.join(directory, "checkpoints")
+    if info.is_chief:
+        # What saves killed half-way left behind (ckpt-N_temp/ folders).
+        for path in checkpoints.remove_temporaries(directory):
+            if verbose:
+                print(f"[{label}] removed {path}, left by an interrupted "
+                      "checkpoint save.", flush=True)
     with session.strategy.scope():
         ckpt = checkpoints.TrainingCheckpoint(
             directory, model, session.algorithm,
-            max_to_keep=max(keep_checkpoints, 1))
-        resumed = ckpt.latest is not None
-        if resumed:
-            ckpt.restore()
-        elif start is not None:
+            max_to_keep=max(keep_checkpoints, 1),
+            on_bad_checkpoint=on_bad_checkpoint or session.on_bad_checkpoint)
+        ckpt.restore(repair=info.is_chief)
+        resumed = ckpt.restored_from is not None
+        if not resumed and start is not None:
             start()
     writer_ckpt = ckpt
     if not info.is_chief:
@@ -417,9 +445,11 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
             shutil.rmtree(writer_ckpt.directory, ignore_errors=True)
 
     if verbose and info.is_chief and resumed:
+        skipped = (f" (damaged, passed over: "
+                   f"{', '.join(ckpt.skipped)})" if ckpt.skipped else "")
         print(f"Resuming {label} at step {position} (epoch "
               f"{position // spe + 1}, batch {position % spe + 1}) from "
-              f"{ckpt.latest}.", flush=True)
+              f"{ckpt.restored_from}{skipped}.", flush=True)
     progress = Progress(position=position, steps_per_epoch=spe, stop=stop,
                         save=save, every_steps=checkpoint_every_steps,
                         global_batch=data.batch_size,

@@ -13,7 +13,10 @@ run.json, or a lottery's lottery.json) are read through `migrate`, which
 renames the keys that changed, so such runs resume.
 
 Every JSON file is written to a temporary name and renamed into place, so a
-kill leaves the old file or the new one, never half of one.
+kill leaves the old file or the new one, never half of one; a write that
+fails (full disk, read-only folder) is a `WorkdirWriteError` naming the file,
+and the file as it was is kept. A damaged JSON file is a `WorkdirError`
+naming it and saying what to do.
 
 Example:
 
@@ -22,6 +25,7 @@ Example:
     wd.write_json("results.json", {"test_accuracy": 0.9})
 """
 
+import errno
 import json
 import os
 import subprocess
@@ -44,39 +48,115 @@ class RunMismatchError(WorkdirError):
     """The workdir holds a run that differs from the requested one."""
 
 
+class WorkdirWriteError(WorkdirError):
+    """A file of a workdir could not be written (full disk, read-only
+    folder); the file as it was before is kept. `path`: that file."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+def write_error(path, error):
+    """The `WorkdirWriteError` for an `OSError` while writing `path`."""
+    reason = error.strerror or str(error) if isinstance(error, OSError) \
+        else str(error)
+    if getattr(error, "errno", None) == errno.ENOSPC:
+        fix = "free space on that disk"
+    elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM,
+                                           errno.EROFS):
+        fix = "make the folder writable"
+    else:
+        fix = "fix the folder (space, permissions)"
+    kept = ("the previous version is kept" if os.path.exists(path) else
+            "nothing was written there")
+    return WorkdirWriteError(
+        f"Cannot write {path}: {reason}; {kept}. {fix.capitalize()} and run "
+        "again (the run resumes from its last checkpoint), or use another "
+        "--workdir.", path=path)
+
+
 def write_atomically(path, write, binary=False):
     """Calls `write(file)` on a temporary file next to `path`, then renames
-    it to `path`: a kill leaves the old file or the new one, never half."""
+    it to `path`: a kill leaves the old file or the new one, never half.
+
+    Raises:
+      WorkdirWriteError: the folder or the file cannot be written (full
+        disk, read-only folder); `path` is left as it was.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        suffix = os.path.splitext(path)[1]
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except BaseException as error:
+        if tmp is not None and os.path.exists(tmp):
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        if isinstance(error, OSError):
+            raise write_error(path, error) from error
         raise
 
 
 def write_json(path, value):
-    """Writes `value` as JSON to `path` atomically (folders are created)."""
+    """Writes `value` as JSON to `path` atomically (folders are created);
+    `WorkdirWriteError` naming the file if it cannot be written."""
     def write(f):
         json.dump(value, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
-    write_atomically(path, write)
+    try:
+        write_atomically(path, write)
+    except OSError as error:
+        raise write_error(path, error) from error
+
+
+# What to do about a damaged file, by name (the default: the last entry).
+_ADVICE = {
+    RUN_FILE: "It records what the run in this folder is: restore it from "
+              "a copy, or use another --workdir (or move this folder away) "
+              "to start over",
+    LEGACY_LOTTERY_FILE: "It records what the lottery run in this folder "
+                         "is: restore it from a copy, or use another "
+                         "--workdir to start over",
+    "setup.json": "It is rewritten when the run starts: delete it and run "
+                  "again",
+    "results.json": "It is rewritten when the run ends: delete it and run "
+                    "again (the run resumes from its checkpoints)",
+    "metrics.json": "It marks a finished level or branch: delete it and run "
+                    "again to train that folder again from its checkpoints",
+    "diagnostics.json": "Delete it and run again: it is rewritten",
+    None: "Delete it to have it written again, or use another --workdir",
+}
+
+
+def damaged_advice(path):
+    """What to do about the damaged workdir file `path` (a sentence)."""
+    return _ADVICE.get(os.path.basename(str(path)), _ADVICE[None]) + "."
 
 
 def read_json(path):
-    """The JSON value in `path`; `WorkdirError` naming the file otherwise."""
+    """The JSON value in `path`; `WorkdirError` naming the file and what to
+    do otherwise (unreadable, not JSON, cut short)."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        raise WorkdirError(f"{path} is unreadable or damaged ({error}).") \
-            from error
+    except FileNotFoundError as error:
+        raise WorkdirError(f"{path} is missing.") from error
+    except OSError as error:
+        raise WorkdirError(
+            f"{path} is unreadable or damaged: it cannot be read "
+            f"({error.strerror or error}).") from error
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise WorkdirError(
+            f"{path} is unreadable or damaged: it is not valid JSON "
+            f"({error}). "
+            + damaged_advice(path)) from error
 
 
 def provenance():
@@ -172,19 +252,31 @@ class Workdir:
     def read_json(self, name):
         return read_json(self.file(name))
 
+    def _read_dict(self, name):
+        stored = self.read_json(name)
+        config = stored.get("config", {}) if isinstance(stored, dict) \
+            else None
+        if not isinstance(stored, dict) or not isinstance(config, dict):
+            path = self.file(name)
+            raise WorkdirError(
+                f"{path} is damaged: it holds valid JSON but not a run "
+                f"record (an object with a config object). "
+                + damaged_advice(path))
+        return stored
+
     def record(self):
         """{"kind", "config", ...} of the run in this folder, or None.
 
         A legacy folder's config comes back migrated (`migrate`).
         """
         if self.exists(RUN_FILE):
-            stored = self.read_json(RUN_FILE)
+            stored = self._read_dict(RUN_FILE)
             if stored.get("format") == FORMAT:
                 return stored
             return {"kind": "train", "config": migrate(stored),
                     "legacy": RUN_FILE}
         if self.exists(LEGACY_LOTTERY_FILE):
-            stored = self.read_json(LEGACY_LOTTERY_FILE)
+            stored = self._read_dict(LEGACY_LOTTERY_FILE)
             return {"kind": "lottery",
                     "config": migrate(stored.get("config", {})),
                     "legacy": LEGACY_LOTTERY_FILE,
