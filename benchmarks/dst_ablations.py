@@ -59,10 +59,10 @@ def markdown(payload):
         "",
         f"{args['epochs']} epochs per run, seeds "
         f"{', '.join(map(str, payload['seeds']))}; test error %, mean ± "
-        "standard error over the runs that did not diverge. Everything "
-        f"else as configs/fashion_mnist/{args['model']}_sparse_momentum.py "
-        "(the reference recipe; prune rate 0.5 cosine to 0.005, update "
-        "every epoch but the last).",
+        "standard error over the runs that neither diverged nor collapsed. "
+        "Everything else as configs/fashion_mnist/"
+        f"{args['model']}_sparse_momentum.py (the reference recipe; prune "
+        "rate 0.5 cosine to 0.005, update every epoch but the last).",
         "",
         f"Machine: {info.get('cpu')}, {info.get('cpu_count')} vCPUs (shared), "
         f"TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}; "
@@ -78,8 +78,8 @@ def markdown(payload):
         cell = (f"{entry['mean']:.2f} ± {entry['se']:.2f}"
                 if entry["n"] > 1 else f"{entry['mean']:.2f}"
                 if entry["n"] else "")
-        if entry["diverged_seeds"]:
-            cell += f" ({len(entry['diverged_seeds'])} diverged)"
+        if entry["failed_seeds"]:
+            cell += f" ({len(entry['failed_seeds'])} failed)"
         final = entry["final_density"]
         names = sorted(final)
         rows.append([red, growth, cell,
@@ -88,30 +88,32 @@ def markdown(payload):
     lines.append(common.markdown_table(
         ["redistribution", "growth", "test error %",
          f"final density {layers} (first seed)"], rows))
-    bad = [r for r in payload["runs"] if r.get("diverged")]
+    bad = [r for r in payload["runs"] if dst_accuracy.failure_of(r)]
     if bad:
-        lines += ["", "Diverged runs (left out of the means):", ""] + [
-            f"- {r['key']}: {r['diverged']}" for r in bad]
+        lines += ["", "Failed runs (left out of the means):", ""] + [
+            f"- {r['key']}, {dst_accuracy.failure_of(r)}: "
+            f"{r[dst_accuracy.failure_of(r)]}" for r in bad]
     return "\n".join(lines) + "\n"
 
 
 def aggregate(runs):
-    """Mean and standard error per variant over the runs that did not
-    diverge."""
+    """Mean and standard error per variant over the runs that neither
+    diverged nor collapsed."""
     groups = {}
     for run in runs:
         groups.setdefault("/".join(run["key"].split("/")[:2]), []).append(run)
     table = {}
     for k, group in groups.items():
-        errors = [x["test_error"] for x in group if not x.get("diverged")]
+        errors = [x["test_error"] for x in group
+                  if not dst_accuracy.failure_of(x)]
         table[k] = {
             "n": len(errors),
             "mean": statistics.fmean(errors) if errors else float("nan"),
             "se": (statistics.stdev(errors) / math.sqrt(len(errors))
                    if len(errors) > 1 else float("nan")),
             "errors": errors,
-            "diverged_seeds": [x["seed"] for x in group
-                               if x.get("diverged")],
+            "failed_seeds": [x["seed"] for x in group
+                             if dst_accuracy.failure_of(x)],
             "final_density": group[0]["layer_density"]}
     return table
 
@@ -151,7 +153,8 @@ def main():
             r["key"] = key
             print(f"[{i + 1}/{len(plan)}] {key}: error "
                   f"{r['test_error']:.2f}% ({r['seconds']:.0f}s)"
-                  + (" DIVERGED" if r.get("diverged") else ""), flush=True)
+                  + (" FAILED" if dst_accuracy.failure_of(r) else ""),
+                  flush=True)
         runs.append(r)
         total += r["seconds"]
         payload.update(runs=runs, table=aggregate(runs), total_seconds=total)

@@ -11,7 +11,8 @@ are fractions of training.
 
 Each run's record keeps its full resolved config, the commit and versions
 that ran it, and its wall time. A run that diverged (the engine's guard:
-non-finite loss or weights) is listed apart and left out of the means.
+non-finite loss or weights) or collapsed (the same output for every test
+image) is listed apart and left out of the means.
 
 Results are saved after every run to benchmarks/results/<name>.json; a
 killed benchmark started again with the same flags skips finished runs.
@@ -51,6 +52,9 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 METHODS = ("static", "snip", "set", "rigl", "sparse_momentum")
+# The engine's failure reports (results.json): non-finite or exploding loss,
+# and a network that gives every input the same output.
+FAILURES = ("diverged", "collapsed")
 MODELS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5-Caffe"}
 
 
@@ -94,9 +98,16 @@ def run_one(model, method, density, seed, args, params=None):
               "config": results["config"],
               "provenance": results["provenance"],
               "seconds": time.perf_counter() - start}
-    if "diverged" in results:
-        record["diverged"] = results["diverged"]["message"]
+    for failure in FAILURES:
+        if failure in results:
+            record[failure] = results[failure]["message"]
     return record
+
+
+def failure_of(record):
+    """How `record`'s run failed ("diverged", "collapsed") or None; failed
+    runs are listed apart and left out of the means."""
+    return next((f for f in FAILURES if record.get(f)), None)
 
 
 def key(r):
@@ -105,13 +116,13 @@ def key(r):
 
 def aggregate(runs):
     """Mean and standard error of the test error per (method, density);
-    diverged runs are counted apart, never averaged in."""
-    groups, diverged = {}, {}
+    diverged or collapsed runs are counted apart, never averaged in."""
+    groups, failed = {}, {}
     for r in runs:
         cell = (r["method"], r["density"])
         groups.setdefault(cell, [])
-        if r.get("diverged"):
-            diverged.setdefault(cell, []).append(r["seed"])
+        if failure_of(r):
+            failed.setdefault(cell, []).append(r["seed"])
         else:
             groups[cell].append(r["test_error"])
     table = {}
@@ -122,7 +133,7 @@ def aggregate(runs):
         table[f"{method}/{density}"] = {
             "method": method, "density": density, "n": len(errors),
             "mean": mean, "se": se, "errors": errors,
-            "diverged_seeds": diverged.get((method, density), [])}
+            "failed_seeds": failed.get((method, density), [])}
     return table
 
 
@@ -138,8 +149,8 @@ def markdown(payload):
             return "-"
         text = (f"{e['mean']:.2f} ± {e['se']:.2f}" if e["n"] > 1
                 else f"{e['mean']:.2f}" if e["n"] else "")
-        bad = e.get("diverged_seeds") or []
-        return text + (f" ({len(bad)} diverged)" if bad else "")
+        bad = e.get("failed_seeds") or []
+        return text + (f" ({len(bad)} failed)" if bad else "")
     lines = [
         f"# Test error (%) vs density, {MODELS[args['model']]} on "
         "Fashion-MNIST (benchmarks/dst_accuracy.py)",
@@ -147,8 +158,8 @@ def markdown(payload):
         f"{args['epochs']} epochs per run (the paper trains 100; shortened "
         "to fit this shared 2-core machine, see the wall time below), "
         f"{args['seeds']} seeds ({', '.join(map(str, payload['seeds']))}), "
-        "mean ± standard error of the test error over seeds that did not "
-        "diverge. Every run is `tf_sparse.runs.run` with "
+        "mean ± standard error of the test error over seeds that neither "
+        "diverged nor collapsed. Every run is `tf_sparse.runs.run` with "
         f"configs/fashion_mnist/{args['model']}_<method>.py at the given "
         "density: sparse momentum's MNIST reference recipe "
         "(docs/paper_configs.md; uniform per-layer density, PyTorch's SGD "
@@ -188,11 +199,11 @@ def markdown(payload):
                 note = (f" (sparse momentum {sm['mean']:.2f}, "
                         f"{gap:+.2f} points)")
             lines.append(f"- {100 * d:g}%: {best[1]} {best[0]:.2f}{note}")
-    bad = [r for r in payload.get("runs", []) if r.get("diverged")]
+    bad = [r for r in payload.get("runs", []) if failure_of(r)]
     if bad:
-        lines += ["", "Diverged runs (left out of the means):", ""] + [
-            f"- {r['method']} {100 * r['density']:g}% seed {r['seed']}: "
-            f"{r['diverged']}" for r in bad]
+        lines += ["", "Failed runs (left out of the means):", ""] + [
+            f"- {r['method']} {100 * r['density']:g}% seed {r['seed']}, "
+            f"{failure_of(r)}: {r[failure_of(r)]}" for r in bad]
     if payload.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {n}" for n in payload["notes"]]
     return "\n".join(lines) + "\n"
@@ -270,7 +281,8 @@ def main():
         total += r["seconds"]
         print(f"[{i + 1}/{len(plan)}] {k}: error {r['test_error']:.2f}% "
               f"({r['seconds']:.0f}s)"
-              + (" DIVERGED" if r.get("diverged") else ""), flush=True)
+              + (f" {failure_of(r).upper()}" if failure_of(r) else ""),
+              flush=True)
         payload.update(runs=runs, table=aggregate(runs), total_seconds=total)
         common.write_results(name, payload, markdown(payload))
     payload.update(runs=runs, table=aggregate(runs), total_seconds=total)

@@ -153,3 +153,49 @@ def test_the_cli_says_a_run_diverged_and_exits_non_zero(tmp_path):
     assert proc.returncode != 0
     assert "train: error: training diverged at step" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def dead_relu_model():
+    """A hidden ReLU layer whose bias keeps every unit below zero for any
+    input: the output is the same for every image and no gradient reaches
+    the layers below."""
+    inputs = keras.Input((28, 28, 1))
+    h = keras.layers.Flatten()(inputs)
+    h = keras.layers.Dense(16, activation="relu", name="fc1",
+                           kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(-1e3)
+                           )(h)
+    return keras.Model(inputs, keras.layers.Dense(10, name="out")(h))
+
+
+def test_a_collapsed_network_is_reported_not_hidden_in_the_accuracy(
+        tmp_path):
+    # init="keras": the layers' own initializers (the preset's "torch"
+    # would redraw the bias).
+    results = runs.run(config(epochs=1, init="keras"), str(tmp_path / "run"),
+                       data=tiny_data(), model_fn=dead_relu_model, verbose=0)
+    assert results["finished"] and "diverged" not in results
+    report = results["collapsed"]
+    assert report["examples"] == 40 and report["output_std"] == 0.0
+    assert "gives the same output to all 40 evaluation examples" in (
+        report["message"])
+    assert "WARNING: the network gives the same output" in (
+        runs.final_report(results))
+
+
+def test_a_network_that_learned_something_is_not_called_collapsed(tmp_path):
+    results = runs.run(config(epochs=1), str(tmp_path / "run"),
+                       data=tiny_data(), verbose=0)
+    assert "collapsed" not in results
+
+
+def test_collapse_report_compares_the_spread_with_the_outputs_scale():
+    same = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+        2, kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(1e6))])
+    images = np.arange(12, dtype="float32").reshape(4, 3)
+    assert runner.collapse_report(same, images)["output_std"] == 0.0
+    varied = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+        2, kernel_initializer="ones")])
+    assert runner.collapse_report(varied, images) is None
+    assert runner.collapse_report(same, images[:1]) is None   # one example

@@ -244,6 +244,10 @@ def results_of(prepared, session, trained, workdir, *, seconds,
         results["test_top5_accuracy"] = scores["top5_accuracy"]
     if trained.diverged:
         results["diverged"] = trained.diverged
+    images, _ = next(iter(evaluation))
+    collapsed = runner.collapse_report(session.core, images)
+    if collapsed:
+        results["collapsed"] = collapsed
     if diagnostics_history is not None:
         results["history"] = diagnostics_history
     if session.algorithm is not None:
@@ -361,4 +365,6 @@ def final_report(results):
             f"loss: {results['test_loss']:.4f}  density: "
             f"{results['density']:.4f} ({results['total_nonzeros']} of "
             f"{results['total_size']} weights)  steps: {results['steps']}"
-            + flops.final_report_line(results.get("flops")))
+            + flops.final_report_line(results.get("flops"))
+            + (f"\nWARNING: {results['collapsed']['message']}"
+               if "collapsed" in results else ""))

@@ -341,6 +341,29 @@ def first_non_finite(model):
     return None
 
 
+def collapse_report(model, images, *, tolerance=1e-6):
+    """None, or why `model` has collapsed: it gives every one of `images`
+    the same output (for instance when every ReLU of a layer is dead), so
+    its loss sits at the entropy of the class prior while nothing is
+    non-finite. The outputs count as the same when no output unit varies
+    across the images by more than `tolerance` x (1 + its largest |value|).
+    """
+    outputs = model(images, training=False)
+    if isinstance(outputs, (dict, list, tuple)) or len(images) < 2:
+        return None
+    values = np.asarray(keras.ops.convert_to_numpy(outputs), np.float64)
+    values = values.reshape(len(values), -1)
+    spread = float(np.max(np.std(values, axis=0)))
+    scale = 1.0 + float(np.max(np.abs(values)))
+    if not np.isfinite(spread) or spread > tolerance * scale:
+        return None
+    return {"output_std": spread, "examples": len(values),
+            "message": f"the network gives the same output to all "
+                       f"{len(values)} evaluation examples (largest spread "
+                       f"across examples {spread:.3g}); it has collapsed, "
+                       "e.g. every ReLU unit of a layer is dead"}
+
+
 def divergence_report(session, found, last_checkpoint):
     """`found` (from `Progress`) completed with the first variable that is
     not finite and the last mask update, in one message."""
