@@ -19,7 +19,7 @@ LAYERS = (
                 "schedules",
                 "sparsification", "saving", "cloning", "model_report",
                 "models", "data", "version", "channel_graph",
-                "channel_constants")),
+                "channel_constants", "sparse_compute")),
     ("algorithms", ("algorithms",)),
     ("analysis", ("diagnostics", "flops", "speedup", "undertraining")),
     ("training", ("training", "callbacks", "checkpoints", "distribute",

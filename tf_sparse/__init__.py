@@ -29,6 +29,7 @@ from tf_sparse import flops
 from tf_sparse import masking
 from tf_sparse import models
 from tf_sparse import schedules
+from tf_sparse import sparse_compute
 from tf_sparse import speedup
 from tf_sparse import training
 from tf_sparse import undertraining

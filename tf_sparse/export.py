@@ -44,6 +44,7 @@ import numpy as np
 
 from tf_sparse import cloning
 from tf_sparse import masking
+from tf_sparse import sparse_compute
 
 TOLERANCES = {
     "keras": (1e-6, 1e-6),
@@ -90,7 +91,10 @@ def _masked_values(model):
 
 
 def strip(model):
-    """A plain Keras copy of a sparse model, pruned weights set to 0."""
+    """A plain Keras copy of a sparse model, pruned weights set to 0 (also
+    for layers computing sparse, `tf_sparse.sparse_compute`)."""
+    if sparse_compute.is_sparse_compute(model):
+        return sparse_compute.plain_copy(model)
     if not masking.is_sparse(model):
         raise ValueError(f"Model {model.name!r} is not sparse; nothing to strip.")
     clone = cloning.clone_architecture(model)
@@ -205,7 +209,8 @@ def _tol(fmt, atol, rtol):
 
 def plain_model(model):
     """`strip(model)` for a sparse model, the model itself otherwise."""
-    if not masking.is_sparse(model):
+    if not (masking.is_sparse(model)
+            or sparse_compute.is_sparse_compute(model)):
         return model
     try:
         return strip(model)

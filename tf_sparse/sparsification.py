@@ -46,8 +46,10 @@ from tf_sparse import masking
 from tf_sparse import patterns
 from tf_sparse import registry
 from tf_sparse import topk
+from tf_sparse.sparse_compute import convert as sparse_convert
 
 MASK_INITS = ("random", "magnitude")
+COMPUTE = ("masked", "sparse")
 
 
 class EmptyLayerWarning(UserWarning):
@@ -400,7 +402,7 @@ def _attach_all(plan, pattern, rescale_weights):
 
 def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
              mask_init="random", masks=None, seed=0, rescale_weights=False,
-             pattern="unstructured"):
+             pattern="unstructured", compute="masked"):
     """Attaches exact-count masks to the prunable weights of a built model.
 
     The model is modified in place (like `keras.Model.quantize`) and returned.
@@ -435,6 +437,12 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         input axis), "block:RxC" or "channel" (see `tf_sparse.patterns`).
         Recorded on the masks (`MaskedWeight.pattern`), so GMP, AC/DC and
         `tfs.save_model` keep it. Layers it does not fit stay dense.
+      compute: "masked" (default: dense weights and masks, dense kernels)
+        or "sparse": Dense, 1x1 Conv2D and Embedding layers then hold only
+        their nonzeros and compute with sparse kernels, forward and
+        backward (`tf_sparse.sparse_compute`; TensorFlow backend, before
+        the optimizer is built, unstructured masks). Other masked layers
+        stay masked, with a warning.
 
     Returns:
       The same model, now sparse.
@@ -446,7 +454,7 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
             "types: Dense, EinsumDense, Conv1D/2D/3D, ConvTranspose, "
             "DepthwiseConv, SeparableConv, Embedding, and layers declared with "
             "tfs.register_prunable.")
-    if masking.is_sparse(model):
+    if masking.is_sparse(model) or sparse_convert.is_sparse_compute(model):
         raise ValueError(
             f"Model {model.name!r} is already sparse. Use "
             "tfs.unsparsify(model) first to change its masks.")
@@ -458,6 +466,11 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         raise ValueError(
             f"Unknown mask_init {mask_init!r}; accepted: "
             f"{', '.join(MASK_INITS)}.")
+    if compute not in COMPUTE:
+        raise ValueError(
+            f"Unknown compute {compute!r}; accepted: {', '.join(COMPUTE)}.")
+    if compute == "sparse":
+        sparse_convert.check_model_ready(model)
     pattern = patterns.parse(pattern)
     by_path = {t.path: t for t in targets}
     given = _check_given(dict(masks or {}), by_path, pattern)
@@ -480,7 +493,13 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         elif counts[t.path] is not None:
             plan.setdefault(t.layer, {})[t.name] = initial_mask(
                 t, counts[t.path], mask_init, seed, index, pattern)
+    if compute == "sparse":
+        sparse_convert.check_plan(
+            {(layer, name) for layer, named in plan.items() for name in named},
+            pattern.spec, model.name)
     _attach_all(plan, pattern, rescale_weights)
+    if compute == "sparse":
+        sparse_convert.to_sparse_compute(model)
     return model
 
 
@@ -504,10 +523,12 @@ def _warn_misfits(targets, given, keep_dense, sparsity, pattern):
 
 
 def unsparsify(model):
-    """Removes all masks from a model in place (the weights keep their zeros).
+    """Removes all masks from a model in place (the weights keep their zeros);
+    layers computing sparse get their dense weight back.
 
     Returns the model.
     """
+    sparse_convert.to_dense_compute(model)
     for _, layer in masking.iter_layers(model):
         masking.detach_masks(layer)
     return model

@@ -13,6 +13,8 @@ Example:
 """
 
 from tf_sparse import masking
+from tf_sparse import sparse_compute
+from tf_sparse.algorithms import sparse_form
 
 _BASE_STEP = "_tf_sparse_base_train_step"
 _ALGORITHM = "_tf_sparse_algorithm"
@@ -25,9 +27,14 @@ def attach(model, algorithm):
     the previous one. The model's compiled train function is reset so the
     next `fit` traces the hook.
     """
-    if not masking.is_sparse(model):
+    computes_sparse = sparse_compute.is_sparse_compute(model)
+    if not (masking.is_sparse(model) or computes_sparse):
         raise ValueError(
             f"Model {model.name!r} has no masks; call tfs.sparsify first.")
+    if computes_sparse:
+        # Layers holding only their nonzeros: the algorithm's update on
+        # that form (`algorithms.sparse_form`).
+        algorithm = sparse_form.for_sparse_compute(algorithm)
     if getattr(model, _ALGORITHM, None) is algorithm:
         return
     with model.distribute_strategy.scope():
