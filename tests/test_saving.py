@@ -152,3 +152,42 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
 def test_strip_of_a_dense_model_is_refused():
     with pytest.raises(ValueError, match="not sparse"):
         tfs.strip(functional())
+
+
+@pytest.mark.parametrize("pattern", ["2:4", "block:2x2", "channel"])
+def test_the_sparsity_pattern_survives_save_and_load(tmp_path, pattern):
+    model = sequential()
+    sparsity = None if pattern == "2:4" else 0.5
+    tfs.sparsify(model, sparsity=sparsity, pattern=pattern, seed=3)
+    path = str(tmp_path / "patterned.keras")
+    tfs.save_model(model, path)
+    assert tfs.saving.read_pattern(path) == pattern
+    loaded = tfs.load_model(path)
+    before = {mw.path: mw for mw in tfs.masking.masked_weights(model)}
+    after = tfs.masking.masked_weights(loaded)
+    assert [mw.path for mw in after] == list(before)
+    for mw in after:
+        assert mw.pattern == pattern
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(mw.mask),
+            keras.ops.convert_to_numpy(before[mw.path].mask))
+
+
+def test_a_file_from_before_patterns_were_saved_loads_unstructured(tmp_path):
+    model = tfs.sparsify(sequential(), sparsity=0.5, seed=0)
+    path = str(tmp_path / "old.keras")
+    tfs.save_model(model, path)
+    # Rewrite the mask index as the first format wrote it (no "patterns").
+    import json
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    info = json.loads(members["tf_sparse/masks.json"])
+    del info["patterns"]
+    members["tf_sparse/masks.json"] = json.dumps(info).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert tfs.saving.read_pattern(path) == "unstructured"
+    assert all(mw.pattern == "unstructured"
+               for mw in tfs.masking.masked_weights(tfs.load_model(path)))

@@ -74,7 +74,9 @@ def save_model(model, filepath, **kwargs):
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **{str(i): m for i, m in
                                    enumerate(masks.values())})
-    info = {"format_version": FORMAT_VERSION, "paths": list(masks)}
+    patterns = {mw.path: mw.pattern for mw in masking.masked_weights(model)}
+    info = {"format_version": FORMAT_VERSION, "paths": list(masks),
+            "patterns": patterns}
     with zipfile.ZipFile(filepath, "a") as archive:
         archive.writestr(_MASKS, buffer.getvalue())
         archive.writestr(_INFO, json.dumps(info))
@@ -82,6 +84,28 @@ def save_model(model, filepath, **kwargs):
 
 def read_masks(filepath):
     """The masks stored in a `.keras` file by `save_model`, by weight path."""
+    return _read(filepath)[0]
+
+
+def read_pattern(filepath):
+    """The sparsity pattern the masks of a `.keras` file follow
+    ("unstructured" for files written before patterns were saved)."""
+    return _pattern_of(filepath, _read(filepath)[1])
+
+
+def _pattern_of(filepath, info):
+    found = set((info.get("patterns") or {}).values()) or {
+        masking.UNSTRUCTURED}
+    if len(found) > 1:
+        raise SavedModelError(
+            f"{filepath}: its masks follow several patterns "
+            f"({', '.join(sorted(found))}); tfs.load_model restores one "
+            "pattern per model.", path=filepath)
+    return found.pop()
+
+
+def _read(filepath):
+    """(masks by weight path, the mask index) of a `.keras` file."""
     if not os.path.exists(filepath):
         raise SavedModelError(f"{filepath} does not exist.", path=filepath)
     try:
@@ -114,18 +138,20 @@ def read_masks(filepath):
             with np.load(io.BytesIO(archive.read(_MASKS)),
                          allow_pickle=False) as data:
                 return {path: data[str(i)] for i, path in
-                        enumerate(info["paths"])}
+                        enumerate(info["paths"])}, info
         except _DAMAGED + (ValueError, KeyError, OSError) as error:
             raise _damaged(filepath, error, _MASKS) from error
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Loads a `.keras` file written by `save_model`, masks attached."""
-    masks = read_masks(filepath)
+    """Loads a `.keras` file written by `save_model`, masks (and their
+    sparsity pattern) attached."""
+    masks, info = _read(filepath)
+    pattern = _pattern_of(filepath, info)
     try:
         model = keras.models.load_model(
             filepath, custom_objects=custom_objects, compile=compile,
             safe_mode=safe_mode)
     except _DAMAGED as error:
         raise _damaged(filepath, error) from error
-    return sparsification.sparsify(model, masks=masks)
+    return sparsification.sparsify(model, masks=masks, pattern=pattern)
