@@ -250,7 +250,8 @@ def write(args, rows, total):
         notes.insert(0, f"PARTIAL: {len(rows)} of {total} runs done; rerun "
                      "`python benchmarks/hub_finetune.py` to finish (finished "
                      "runs are read back).")
-    payload = {"machine": machine, "args": vars(args),
+    recorded = dict(vars(args), workroot=os.path.relpath(args.workroot, ROOT))
+    payload = {"machine": machine, "args": recorded,
                "teacher_accuracy": teacher_accuracy, "runs": rows,
                "runs_planned": total, "summary": summarise(rows),
                "notes": notes}
