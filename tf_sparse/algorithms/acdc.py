@@ -8,8 +8,10 @@ train from there), the last phase always sparse. Phases come from
 training, so a longer run stretches every phase).
 
 At each phase change the optimizer slots (SGD momentum, Adam first and
-second moments, ...) of the masked weights can be zeroed
-(`reset_momentum`), as the reference runs do after decompression.
+second moments, ...) of the masked weights can be reset to their initial
+values (`reset_momentum`; zeros for momenta and moments, Adagrad's and
+Ftrl's `initial_accumulator_value`, see `optimizer_state.reset_slots`), as
+the reference runs do after decompression.
 
 At every compression the dense weights are copied first, so at the end the
 algorithm holds the co-trained dense model (the weights at the end of the
@@ -35,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sparse import cloning
+from tf_sparse import masking
 from tf_sparse import saving
 from tf_sparse import schedules as S
 from tf_sparse.algorithms import base
@@ -65,9 +68,9 @@ class ACDC(base.MaskAlgorithm):
         reference ResNet-50 config) or "merge"; see `ACDCSchedule`.
       scope: "global" (default: one magnitude ranking across all masked
         weights, as AC/DC) or "layerwise".
-      reset_momentum: zero the optimizer slots of the masked weights at every
-        phase change (True), only when decompressing ("dense") or only when
-        compressing ("sparse"); False keeps them.
+      reset_momentum: reset the optimizer slots of the masked weights to their
+        initial values at every phase change (True), only when decompressing
+        ("dense") or only when compressing ("sparse"); False keeps them.
       schedule: an `ACDCSchedule` to use instead of the four step arguments.
     """
 
@@ -144,6 +147,9 @@ class ACDC(base.MaskAlgorithm):
         self._targets = magnitude.resolve_sparsity(
             self.weights, self.sparsity, "ACDC sparsity")
         self._core = _core_model(model)
+        if self.reset_momentum is not False:
+            optimizer_state.check_slots(getattr(model, "optimizer", None),
+                                        "ACDC")
         n = sum(mw.size for mw in self.weights)
         count = max(1, len(self.compressions))
         self.compressed = keras.Variable(0, dtype="int64", trainable=False,
@@ -174,9 +180,12 @@ class ACDC(base.MaskAlgorithm):
             return
         optimizer = self.model.optimizer
         if optimizer is None or not optimizer.built:
-            return  # Step 0 before the first update: slots are still zero.
+            return  # Step 0 before the first update: slots are fresh.
         for mw in self.weights:
-            optimizer_state.zero_slots(optimizer, mw.variable)
+            # Masks are already set; weights are zeroed after the update.
+            optimizer_state.reset_slots(
+                optimizer, mw.variable, owner="ACDC",
+                value=lambda mw=mw: masking.keep_active(mw.variable, mw.mask))
 
     def _compress(self, step):
         for snap, variable in zip(self.dense_snapshot, self._core.weights):

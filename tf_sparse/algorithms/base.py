@@ -9,7 +9,10 @@ An algorithm is three decisions (see docs/design.md):
 of every train step, inside the compiled train function, so updates happen at
 exact steps with `steps_per_execution`, XLA and tf.distribute. Keeping pruned
 weights at zero is not the algorithm's job: the masks' constraint does that
-after every optimizer step (`tf_sparse.masking`).
+after every optimizer step (`tf_sparse.masking`). `attach` (and the traced
+step) pass the model's optimizer through `optimizer_state.prepare`, which
+refuses optimizers known to break on sparse models and keeps the masks
+through Keras's end-of-fit `finalize_variable_values`.
 
 The hook never sees step 0 (it runs after an optimizer step). An algorithm
 with an update due before training (GMP with `begin=0`, AC/DC's first
@@ -25,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse import masking
+from tf_sparse.algorithms import optimizer_state
 
 
 class MaskAlgorithm:
@@ -43,6 +47,8 @@ class MaskAlgorithm:
         """
         self.model = model
         self.weights = masking.masked_weights(model)
+        optimizer_state.prepare(getattr(model, "optimizer", None),
+                                type(self).__name__)
 
     def should_update(self, step):
         """Whether to update masks after optimizer step `step` (1-based).
@@ -63,6 +69,9 @@ class MaskAlgorithm:
 
     def after_train_step(self, step, data):
         """Runs `update` when `should_update(step)`; traced in the step."""
+        # At trace time: the model may have been compiled after `attach`.
+        optimizer_state.prepare(getattr(self.model, "optimizer", None),
+                                type(self).__name__)
         due = self.should_update(step)
         if due is False:
             return

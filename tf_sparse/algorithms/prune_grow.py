@@ -52,7 +52,11 @@ paper's default and documents it):
   weights, stateless RNG keyed by (seed, step, layer)).
 * `grown_slots`, `dropped_slots`: "keep" or "zero" the optimizer slots
   (momentum, Adam moments, ...) of grown / dropped weights. sparse_learning
-  keeps both; rigl zeroes the slots of grown weights.
+  keeps both; rigl zeroes the slots of grown weights. "zero" resets each
+  slot to the optimizer's own initial value (`optimizer_state.reset_slots`):
+  0 for momenta and moments, Adagrad's and Ftrl's
+  `initial_accumulator_value`, the weight's new value for
+  ScheduleFreeAdamW's `z`.
 * `skip_gradient_step`: False applies the optimizer step of an update
   iteration and then updates the masks (sparse_learning, rigl_tf2); True
   leaves every variable and optimizer slot as it was at that step and only
@@ -289,6 +293,8 @@ class PruneGrow(base.MaskAlgorithm):
             raise ValueError(
                 f"{owner} reads the optimizer: compile the model before "
                 "attaching the algorithm.")
+        if "zero" in (self.grown_slots, self.dropped_slots):
+            optimizer_state.check_slots(optimizer, owner)
         self.momentum_from = None
         if self.needs_momentum:
             self.momentum_from = optimizer_state.resolve_momentum_source(
@@ -465,7 +471,13 @@ class PruneGrow(base.MaskAlgorithm):
                 reset, net_dropped)
         optimizer = getattr(self.model, "optimizer", None)
         if reset is not None and optimizer is not None:
-            optimizer_state.zero_slots(optimizer, mw.variable, reset)
+            # Slots start from the weight's new value (WEIGHT slots, e.g.
+            # ScheduleFreeAdamW's z): grown values kept, dropped ones 0.
+            optimizer_state.reset_slots(
+                optimizer, mw.variable, reset, owner=type(self).__name__,
+                value=lambda: tf.where(
+                    new_active, tf.reshape(tf.convert_to_tensor(mw.variable),
+                                           [-1]), 0.0))
         mw.mask.assign(tf.reshape(tf.cast(new_active, mw.mask.dtype),
                                   mw.shape))
         self.state.mark_active(i, tf.reshape(new_active, mw.shape))

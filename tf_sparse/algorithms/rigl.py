@@ -8,8 +8,9 @@ ERK layouts). `f` starts at 0.3 and decays by cosine to 0 at `end`.
 
 Semantics, following google-research/rigl (`sparse_optimizers_base.py`,
 read for its behaviour, and the paper's Algorithm 1): grown weights start
-at 0 with zeroed slots; a weight dropped and regrown in the same update
-keeps its value and slots (`reinit_when_same=False`); the drop count is
+at 0 with fresh slots (rigl zeroes them; here each slot's initial value,
+see `optimizer_state.reset_slots`); a weight dropped and regrown in the same
+update keeps its value and slots (`reinit_when_same=False`); the drop count is
 `int(n * f)`; the gradient is the all-reduced dense gradient of the update
 step's batch at the weights before that step; that step's optimizer update
 is skipped (`skip_gradient_step=True`, as Algorithm 1, rigl TF1 and

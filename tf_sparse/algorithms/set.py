@@ -8,9 +8,10 @@ positions, in place.
 Semantics: the paper removes the weights closest to zero (smallest |w|) and
 adds random ones; implementation details follow rigl's SET baseline
 (`SparseSETOptimizer`, read for its behaviour): drop count `int(n * zeta)`,
-grown weights start at 0 with zeroed optimizer slots, a weight dropped and
-regrown in the same update keeps its value. The original SET code
-initialises new weights randomly; `grow_init="random_normal"` does that.
+grown weights start at 0 with fresh optimizer slots (each slot's initial
+value, see `optimizer_state.reset_slots`), a weight dropped and regrown in
+the same update keeps its value. The original SET code initialises new
+weights randomly; `grow_init="random_normal"` does that.
 
 Example:
 
