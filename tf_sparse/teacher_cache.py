@@ -37,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import files
 from tf_sparse.data import pipelines
 
 
@@ -148,10 +149,7 @@ def write(teacher_path, data, path, batch_size=1000):
               "teacher_sha256": sha256(teacher_path),
               "examples": model.num_examples,
               "classes": model.num_classes}
-    tmp = path + ".json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path + ".json")
+    files.write_json_atomically(path + ".json", record, indent=1)
     return path
 
 

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import files
 from tf_sparse import masking
 
 
@@ -181,11 +182,9 @@ class UndertrainingDiagnostics(keras.callbacks.Callback):
 
 
 def save_history(history, path):
-    directory = os.path.dirname(str(path))
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(history, f, indent=1)
+    """Writes the history to `path` atomically: a kill mid-write leaves the
+    previous history, which `load_history` (and a resumed run) reads."""
+    files.write_json_atomically(str(path), history, indent=1)
 
 
 def load_history(path):

@@ -29,8 +29,8 @@ import errno
 import json
 import os
 import subprocess
-import tempfile
 
+from tf_sparse import files
 from tf_sparse import version
 from tf_sparse.runs import config as config_lib
 
@@ -78,30 +78,17 @@ def write_error(path, error):
 
 def write_atomically(path, write, binary=False):
     """Calls `write(file)` on a temporary file next to `path`, then renames
-    it to `path`: a kill leaves the old file or the new one, never half.
+    it to `path` (`tf_sparse.files`): a kill leaves the old file or the new
+    one, never half.
 
     Raises:
       WorkdirWriteError: the folder or the file cannot be written (full
         disk, read-only folder); `path` is left as it was.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        suffix = os.path.splitext(path)[1]
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException as error:
-        if tmp is not None and os.path.exists(tmp):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-        if isinstance(error, OSError):
-            raise write_error(path, error) from error
-        raise
+        files.write_atomically(path, write, binary=binary)
+    except OSError as error:
+        raise write_error(path, error) from error
 
 
 def write_json(path, value):
