@@ -24,6 +24,7 @@ import dataclasses
 from typing import Any
 
 from tf_sparse import algorithms
+from tf_sparse import patterns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +143,10 @@ MASKS = (
     Key("sparsity", 0.95, "fraction of the prunable weights that are zero "
         "(the target of GMP and AC/DC)"),
     Key("distribution", "uniform", "uniform, er or erk"),
+    Key("pattern", "unstructured", "which weights are kept or removed "
+        "together: 'unstructured', 'N:M' (e.g. '2:4'; sparsity must be "
+        "1 - N/M, or the gradual algorithms' target), 'block:RxC' or "
+        "'channel' (tf_sparse.patterns)"),
     Key("keep_dense", (), "layer names/patterns left dense"),
     Key("prune", (), "only these layer names/patterns are pruned (): all"),
     Key("rescale_init", False, "scale kept weights by 1/sqrt(layer density)"),
@@ -367,6 +372,27 @@ def check(config):
         if name in config and config[name] not in accepted:
             raise ValueError(f"{name}={config[name]!r} is not accepted; "
                              f"accepted: {', '.join(accepted)}.")
+    if "pattern" in config:
+        _check_pattern(config)
+
+
+def _check_pattern(config):
+    """Raises ValueError naming `pattern` (and `sparsity` where the pattern
+    cannot reach it) and what is accepted."""
+    value = config["pattern"]
+    try:
+        pattern = patterns.parse(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"pattern={value!r} is not accepted: {error}") \
+            from error
+    # The gradual algorithms' target is `sparsity` too: N:M reaches only
+    # 1 - N/M (their all-ones start is `sparsify`'s 0.0).
+    if "sparsity" in config:
+        try:
+            pattern.check_sparsity(config["sparsity"])
+        except ValueError as error:
+            raise ValueError(f"pattern={value!r} with sparsity="
+                             f"{config['sparsity']!r}: {error}") from error
 
 
 def option(config, name, default):

@@ -70,7 +70,8 @@ def sparsify(config, model, *, gradual, masks=None):
     `gradual` algorithms (GMP, AC/DC) start from all-ones masks and prune
     towards `config.sparsity` themselves; the others start at
     `config.sparsity` (or with `masks`, e.g. SNIP's). `config.prune`
-    restricts pruning to the named layers.
+    restricts pruning to the named layers; `config.pattern` is the
+    structured pattern (`tf_sparse.patterns`) the masks follow.
     """
     start = 0.0 if gradual else config.sparsity
     if config.prune:
@@ -80,4 +81,11 @@ def sparsify(config, model, *, gradual, masks=None):
     return sparsification.sparsify(
         model, sparsity=sparsity, distribution=config.distribution,
         keep_dense=list(config.keep_dense), seed=config.seed,
-        rescale_weights=config.rescale_init, masks=masks)
+        rescale_weights=config.rescale_init, masks=masks,
+        pattern=pattern(config))
+
+
+def pattern(config):
+    """The run's sparsity pattern spec ("unstructured" for configs of
+    kinds without the key)."""
+    return config.pattern if "pattern" in config else "unstructured"

@@ -135,7 +135,8 @@ def _config_masks(config, data, algorithm, loss):
 
         def masks(dense):
             return algorithm.initial_masks(dense, batch, loss, config.sparsity,
-                                           keep_dense=list(config.keep_dense))
+                                           keep_dense=list(config.keep_dense),
+                                           pattern=model_lib.pattern(config))
 
     def sparsify(dense):
         return model_lib.sparsify(
