@@ -15,8 +15,8 @@ PACKAGE = os.path.join(ROOT, "tf_sparse")
 
 # Bottom up: a module may import its own layer and the layers below it.
 LAYERS = (
-    ("ground", ("masking", "registry", "distributions", "topk", "patterns",
-                "files",
+    ("ground", ("backend", "masking", "registry", "distributions", "topk",
+                "patterns", "files",
                 "schedules",
                 "sparsification", "saving", "cloning", "model_report",
                 "models", "data", "version", "channel_graph",
