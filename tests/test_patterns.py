@@ -630,16 +630,3 @@ def test_acdc_compresses_to_two_four():
                   verbose=0, callbacks=[tfs.callbacks.MaskUpdate(acdc)])
     for mw in tfs.masked_weights(model):
         assert np.all(nm_group_counts(mw.mask.numpy(), 4, axis=0) == 2)
-
-
-@pytest.mark.parametrize("name,kwargs", [
-    ("SET", {"total_steps": 100, "steps_per_epoch": 10}),
-    ("RigL", {"total_steps": 100}),
-    ("SparseMomentum", {"total_steps": 100, "steps_per_epoch": 10})])
-def test_drop_and_grow_algorithms_refuse_structured_masks(mlp, name, kwargs):
-    tfs.sparsify(mlp, pattern="2:4")
-    mlp.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
-    algorithm = getattr(tfs.algorithms, name)(**kwargs)
-    with pytest.raises(ValueError, match=f"{name} does not follow structured "
-                       "sparsity patterns yet: the masks follow '2:4'"):
-        algorithm.attach(mlp)

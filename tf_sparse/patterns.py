@@ -392,15 +392,21 @@ class Layout:
                                (self.num_groups, self.group_size))
         return tf.convert_to_tensor(self.ungroup(kept))
 
-    def select(self, scores, eligible, units):
+    def select(self, scores, eligible, units, lowest=False):
         """Bool tensor of the kernel's shape: `units` units (see `units`) of
         the highest `scores` among `eligible` entries, in graph.
 
         Whole groups: a group is eligible when all its entries are, and
         scores are summed per group (float32). N:M: the `units` highest
-        eligible entries of every group (fewer where fewer are eligible).
-        `units` may be an int tensor; works under XLA.
+        eligible entries of every group (fewer where fewer are eligible);
+        `units` may then be a [num_groups, 1] tensor, a count per group.
+        `lowest=True` selects the lowest scores instead (N:M only; ties
+        still to the lower entry). `units` may be an int tensor; works
+        under XLA.
         """
+        if lowest and self.keep is None:
+            raise ValueError("Layout.select(lowest=True) is for N:M "
+                             "layouts; use topk.select_bottom on group sums.")
         scores = tf.cast(tf.convert_to_tensor(scores), tf.float32)
         eligible = tf.convert_to_tensor(eligible, tf.bool)
         if self.unstructured:
@@ -411,7 +417,10 @@ class Layout:
                 self.group_sums(scores), self.group_eligible(eligible), units))
         grouped = self.groups(scores)
         ok = self.groups(eligible)
-        keys = tf.where(ok, tf.cast(topk.order_keys(grouped), tf.int64),
+        keys = topk.order_keys(grouped)
+        if lowest:
+            keys = tf.bitwise.invert(keys)
+        keys = tf.where(ok, tf.cast(keys, tf.int64),
                         tf.constant(-(2 ** 40), tf.int64))
         order = tf.argsort(keys, axis=1, direction="DESCENDING", stable=True)
         rank = tf.argsort(order, axis=1, stable=True)

@@ -30,6 +30,23 @@ for inexact counts (sparse_learning's `adjusted_growth`) are not needed, and
 random growth draws exactly `g_l` positions (stateless RNG keyed by (seed,
 step, layer), so replicas and reruns agree), not a Bernoulli mask.
 
+Structured patterns (`sparsify(pattern=...)`, `tf_sparse.patterns`; the
+unstructured path is unchanged, bit for bit):
+
+* block and channel: counts are whole groups (`count_units`; the rate
+  applies to a layer's active groups), the `r_l` active groups of lowest
+  summed drop score are dropped and the `g_l` candidate groups of highest
+  summed grow score grown. Sums, not means: the groups of a layer have one
+  size, so both give the same choice, and sums are what SNIP, GMP and
+  static pruning rank groups by.
+* N:M: the `r_l` active weights of lowest drop score in the layer are
+  dropped; each group then regrows, among its own candidates, as many as
+  it lost, by grow score: every group keeps N (exactly, after every
+  update), and the layer its count. With `regrow_dropped="never"` only a
+  group's weakest active entries, as many as it has inactive ones, can be
+  dropped. N:M layers never lend or borrow weights (see
+  `redistribution.can_move`).
+
 Signals (`UpdateContext`): momentum is the optimizer's (SGD's buffer, Adam's
 `m / (sqrt(v) + eps)`, see `optimizer_state.momentum`) or, for optimizers
 without momentum, a gradient EMA the tap keeps (`momentum_source`: "auto",
@@ -80,8 +97,10 @@ Example (a new algorithm is a small subclass):
 
 import numbers
 
+import keras
 import tensorflow as tf
 
+from tf_sparse import patterns
 from tf_sparse import topk
 from tf_sparse.algorithms import base
 from tf_sparse.algorithms import checks
@@ -110,8 +129,11 @@ class UpdateContext:
 
     Per layer `i` (in `algorithm.weights` order), flat tensors:
     `active[i]` (bool), `values[i]` (weights); and `n` / `zeros` / `sizes`
-    (float64 vectors). `momentum(i)` and `gradient(i)` read the optimizer
-    signals on demand.
+    (float64 vectors) counted in the layer's units: weights, or groups for
+    a layer whose pattern keeps or removes whole groups (block, channel;
+    `PruneGrow.count_units`), so that drop and grow counts are whole groups.
+    `weight_n` / `weight_sizes` are the same in weights. `momentum(i)` and
+    `gradient(i)` read the optimizer signals on demand.
     """
 
     def __init__(self, algorithm, step, data):
@@ -127,10 +149,17 @@ class UpdateContext:
                 tf.convert_to_tensor(mw.mask) > 0, [-1]))
             self.values.append(tf.reshape(
                 tf.convert_to_tensor(mw.variable), [-1]))
-        self.n = tf.stack([tf.reduce_sum(tf.cast(a, tf.float64))
-                           for a in self.active])
-        self.sizes = tf.constant([float(mw.size) for mw in algorithm.weights],
-                                 tf.float64)
+        self.weight_n = tf.stack([tf.reduce_sum(tf.cast(a, tf.float64))
+                                  for a in self.active])
+        self.weight_sizes = tf.constant(
+            [float(mw.size) for mw in algorithm.weights], tf.float64)
+        units = algorithm.count_units()
+        if all(u == 1 for u in units):
+            self.n, self.sizes = self.weight_n, self.weight_sizes
+        else:
+            per = tf.constant([float(u) for u in units], tf.float64)
+            self.n = self.weight_n / per
+            self.sizes = self.weight_sizes / per
         self.zeros = self.sizes - self.n
         self._momentum = {}
         self._gradients = None
@@ -194,6 +223,9 @@ class PruneGrow(base.MaskAlgorithm):
     CONFIG_KEYS = {}
     # Whether the constructor takes steps_per_epoch (every-epoch cadence).
     EPOCH_CADENCE = False
+    # Per masked weight, its `patterns.Layout` (set by `attach`); None: the
+    # algorithm was not attached to masks (every weight on its own).
+    layouts = None
 
     def __init__(self, *, cadence, drop_fraction, drop_rounding="ceil",
                  regrow_dropped="never", grow_init="zeros",
@@ -268,15 +300,14 @@ class PruneGrow(base.MaskAlgorithm):
         super().attach(model)
         if not self.weights:
             raise ValueError(f"{type(self).__name__}: the model has no masks.")
-        structured = sorted({mw.pattern for mw in self.weights}
-                            - {"unstructured"})
-        if structured:
-            raise ValueError(
-                f"{type(self).__name__} does not follow structured sparsity "
-                f"patterns yet: the masks follow {structured[0]!r} (from "
-                "sparsify(pattern=...)), which dropping and growing single "
-                "weights would break. Use static training, SNIP, GMP or "
-                "AC/DC with a pattern, or sparsify without one.")
+        self.layouts = [patterns.layout_of(mw.pattern, mw.layer, mw.name,
+                                           mw.shape) for mw in self.weights]
+        for mw, layout in zip(self.weights, self.layouts):
+            problem = layout.misfit(keras.ops.convert_to_numpy(mw.mask))
+            if problem is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: the mask of {mw.path} does not "
+                    f"follow its pattern {mw.pattern!r}: {problem}.")
         optimizer = getattr(model, "optimizer", None)
         self._check_optimizer(optimizer)
         self.tap = self._make_tap(optimizer)
@@ -323,6 +354,15 @@ class PruneGrow(base.MaskAlgorithm):
             ema_beta=self.ema_beta if ema else None,
             capture_due=self.should_update if capture else None,
             skip_due=self.should_update if skip else None)
+
+    def count_units(self):
+        """Weights per counting unit of each layer (Python ints): the group
+        size where a pattern keeps or removes whole groups (block, channel),
+        else 1 (unstructured, and N:M, whose groups keep their count)."""
+        if self.layouts is None:
+            return [1] * len(self.weights)
+        return [layout.group_size if layout.whole_groups else 1
+                for layout in self.layouts]
 
     def should_update(self, step):
         return self.cadence.should_update(step)
@@ -425,19 +465,40 @@ class PruneGrow(base.MaskAlgorithm):
             for key, positions in sets.items():
                 counts[key].append(
                     tf.reduce_sum(tf.cast(positions, tf.int64)))
-        before = tf.cast(tf.reduce_sum(ctx.n), tf.int64)
+        before = tf.cast(tf.reduce_sum(ctx.weight_n), tf.int64)
         check = tf.debugging.assert_equal(
             tf.add_n(counts["active"]), before,
             message=f"{type(self).__name__}: total nonzeros changed in a "
                     "mask update")
         with tf.control_dependencies([check]):
-            self.state.record(step=ctx.step, rate=ctx.rate, sizes=ctx.sizes,
+            self.state.record(step=ctx.step, rate=ctx.rate,
+                              sizes=ctx.weight_sizes,
                               before=before, share=share, layer_rates=rates,
                               **counts)
 
     def _update_layer(self, ctx, i, n_drop, n_grow):
         """Drops and grows in layer `i`, writes its mask, grown values and
         slots; returns the flat position sets the update counts."""
+        active = ctx.active[i]
+        layout = None if self.layouts is None else self.layouts[i]
+        if layout is None or layout.unstructured:
+            dropped, grown = self._select_weights(ctx, i, n_drop, n_grow)
+        elif layout.whole_groups:
+            dropped, grown = self._select_groups(ctx, i, n_drop, n_grow,
+                                                 layout)
+        else:
+            dropped, grown = self._select_n_m(ctx, i, n_drop, layout)
+        kept = tf.logical_and(active, tf.logical_not(dropped))
+        new_active = tf.logical_or(kept, grown)
+        net_new = tf.logical_and(grown, tf.logical_not(active))
+        self._write_layer(ctx, i, new_active, dropped, grown, net_new)
+        return {"active": new_active, "dropped": dropped, "grown": grown,
+                "regrown": tf.logical_and(grown, dropped),
+                "net_new": net_new}
+
+    def _select_weights(self, ctx, i, n_drop, n_grow):
+        """Unstructured: the `n_drop` active weights of lowest drop score,
+        then the `n_grow` candidates of highest grow score (flat bools)."""
         select = dict(method=self.selection_method, jit=self.jit_selection)
         active = ctx.active[i]
         dropped = topk.select_bottom(self.drop_score(ctx, i), active, n_drop,
@@ -447,12 +508,59 @@ class PruneGrow(base.MaskAlgorithm):
             active if self.regrow_dropped == "never" else kept)
         grown = topk.select_top(self.grow_score(ctx, i), candidates, n_grow,
                                 **select)
-        new_active = tf.logical_or(kept, grown)
-        net_new = tf.logical_and(grown, tf.logical_not(active))
-        self._write_layer(ctx, i, new_active, dropped, grown, net_new)
-        return {"active": new_active, "dropped": dropped, "grown": grown,
-                "regrown": tf.logical_and(grown, dropped),
-                "net_new": net_new}
+        return dropped, grown
+
+    def _select_groups(self, ctx, i, n_drop, n_grow, layout):
+        """Whole groups (block, channel): `n_drop` active groups of lowest
+        summed drop score, `n_grow` candidate groups of highest summed grow
+        score (counts in groups; flat bools of weights). Sums, not means:
+        a layer's groups all have the same size, so both rank alike."""
+        select = dict(method=self.selection_method, jit=self.jit_selection)
+        shape = self.weights[i].shape
+
+        def sums(scores):
+            return layout.group_sums(tf.reshape(scores, shape))
+
+        def weights_of(groups):
+            return tf.reshape(layout.expand(groups), [-1])
+
+        active = layout.group_eligible(tf.reshape(ctx.active[i], shape))
+        dropped = topk.select_bottom(sums(self.drop_score(ctx, i)), active,
+                                     n_drop, **select)
+        kept = tf.logical_and(active, tf.logical_not(dropped))
+        candidates = tf.logical_not(
+            active if self.regrow_dropped == "never" else kept)
+        grown = topk.select_top(sums(self.grow_score(ctx, i)), candidates,
+                                n_grow, **select)
+        return weights_of(dropped), weights_of(grown)
+
+    def _select_n_m(self, ctx, i, n_drop, layout):
+        """N:M: the `n_drop` active weights of lowest drop score in the
+        layer, then in every group as many candidates of that group as it
+        lost, by grow score, so each group keeps its count (N). With
+        `regrow_dropped="never"` a group can drop at most its inactive
+        entries (the weakest active ones are eligible)."""
+        shape = self.weights[i].shape
+        active = ctx.active[i]
+        eligible = active
+        if self.regrow_dropped == "never":
+            grouped = layout.groups(tf.reshape(active, shape))
+            free = layout.group_size - tf.reduce_sum(
+                tf.cast(grouped, tf.int32), axis=1, keepdims=True)
+            eligible = tf.reshape(layout.select(
+                tf.reshape(self.drop_score(ctx, i), shape),
+                tf.reshape(active, shape), free, lowest=True), [-1])
+        dropped = topk.select_bottom(
+            self.drop_score(ctx, i), eligible, n_drop,
+            method=self.selection_method, jit=self.jit_selection)
+        kept = tf.logical_and(active, tf.logical_not(dropped))
+        candidates = tf.logical_not(
+            active if self.regrow_dropped == "never" else kept)
+        lost = tf.reduce_sum(tf.cast(layout.groups(
+            tf.reshape(dropped, shape)), tf.int32), axis=1, keepdims=True)
+        grown = layout.select(tf.reshape(self.grow_score(ctx, i), shape),
+                              tf.reshape(candidates, shape), lost)
+        return dropped, tf.reshape(grown, [-1])
 
     def _write_layer(self, ctx, i, new_active, dropped, grown, net_new):
         mw = self.weights[i]

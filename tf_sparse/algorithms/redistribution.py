@@ -19,7 +19,15 @@ inactive weights in a layer of `size_l`, rate `p` and shares `s_l` (e.g.
    `sum z_l` (a model denser than about `1 / (1 + p)`) the drop counts are
    cut to `sum z_l` in proportion to `r_l` (`scale_to_total`).
 
-All counts are float64 vectors holding integers.
+All counts are float64 vectors holding integers, in the layers' counting
+units (`PruneGrow.count_units`: weights, or whole groups for block and
+channel patterns). Regrowth moves between layers only when every layer
+counts in the same unit and none follows N:M (`can_move`): all
+unstructured, or all whole groups of one size (block patterns; channel
+patterns when every layer has the same fan-in). Otherwise (N:M layers,
+whose density is fixed at N/M, or channels of different fan-ins, where a
+moved group would change the total) every layer regrows in place what it
+dropped.
 
 Example:
 
@@ -39,6 +47,20 @@ def check_caps(owner, max_fill, dense_layer_density):
                          "(0, 1].")
     return float(max_fill), checks.check_rate(owner, "dense_layer_density",
                                               dense_layer_density)
+
+
+def can_move(layouts):
+    """Whether regrowth can move between the layers of `layouts` (their
+    `patterns.Layout`s, or None for unstructured masks) with exact counts.
+
+    >>> can_move(None)
+    True
+    """
+    if layouts is None:
+        return True
+    if any(not layout.whole_groups for layout in layouts):
+        return False  # N:M: the density of every layer is N/M
+    return len({layout.group_size for layout in layouts}) <= 1
 
 
 def shares(stats):

@@ -10,6 +10,11 @@ at the inactive weights of largest |momentum|, just-pruned ones included.
 Grown weights start at 0, a weight pruned and regrown keeps its value,
 momentum is not reset (reference v1.0).
 
+With a structured pattern (`prune_grow`'s docstring) whole blocks or
+channels are pruned and regrown, and N:M groups keep N; regrowth moves
+between layers only where counts stay exact (`redistribution.can_move`:
+block patterns, in blocks), otherwise every layer regrows in place.
+
 Example:
 
     alg = SparseMomentum(total_steps=20 * 600, steps_per_epoch=600)
@@ -86,7 +91,9 @@ class SparseMomentum(prune_grow.PruneGrow):
         return ctx.n if self.redistribution == "nonzero" else ctx.sizes
 
     def layer_counts(self, ctx):
-        if self.redistribution == "none":
+        if self.redistribution == "none" or not redis.can_move(self.layouts):
+            # N:M layers (and channels of different fan-ins) keep their
+            # counts: each regrows in place what it pruned.
             return super().layer_counts(ctx)
         return redis.redistribute(
             ctx, redis.shares(self.redistribution_stats(ctx)),
