@@ -146,3 +146,9 @@ def test_train_binary_takes_the_pattern(tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "pattern='5:4' is not accepted" in bad.stderr
+
+
+def test_sr_ste_needs_an_n_m_pattern():
+    with pytest.raises(ValueError, match=r"algorithm='sr_ste' trains N:M "
+                       r"masks, but pattern='unstructured'; set pattern"):
+        config_lib.check(config(algorithm="sr_ste"))

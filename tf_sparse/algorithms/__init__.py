@@ -25,6 +25,7 @@ from tf_sparse.algorithms.snip import SNIP
 from tf_sparse.algorithms.sparse_momentum import SparseMomentum
 from tf_sparse.algorithms.gmp import GMP
 from tf_sparse.algorithms.acdc import ACDC
+from tf_sparse.algorithms.sr_ste import SRSTE
 
 #: Keys of `config.algorithm_params` (tools/train.py configs); each
 #: algorithm's `from_params` says which it uses.
@@ -44,6 +45,7 @@ _REGISTRY = {
     "snip": SNIP,
     "gmp": GMP,
     "acdc": ACDC,
+    "sr_ste": SRSTE,
 }
 
 

@@ -21,8 +21,9 @@ import inspect
 from tf_sparse import algorithms
 
 #: Algorithms that start from all-ones masks and prune towards a target:
-#: name -> the constructor argument that takes `config.sparsity`.
-GRADUAL = {"gmp": "final_sparsity", "acdc": "sparsity"}
+#: name -> the constructor argument that takes `config.sparsity`. (SR-STE
+#: starts from all-ones N:M-recording masks and projects its dense weights.)
+GRADUAL = {"gmp": "final_sparsity", "acdc": "sparsity", "sr_ste": "sparsity"}
 
 
 def is_gradual(config):

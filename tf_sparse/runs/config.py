@@ -385,6 +385,10 @@ def _check_pattern(config):
     except (TypeError, ValueError) as error:
         raise ValueError(f"pattern={value!r} is not accepted: {error}") \
             from error
+    if config.get("algorithm") == "sr_ste" and pattern.kind != "n:m":
+        raise ValueError(
+            f"algorithm='sr_ste' trains N:M masks, but pattern={value!r}; "
+            "set pattern to an 'N:M' (e.g. '2:4').")
     # The gradual algorithms' target is `sparsity` too: N:M reaches only
     # 1 - N/M (their all-ones start is `sparsify`'s 0.0).
     if "sparsity" in config:
