@@ -13,6 +13,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import diagnostics
 from tf_sparse import training
 
@@ -20,9 +21,18 @@ from tf_sparse import training
 class MaskUpdate(keras.callbacks.Callback):
     """Attaches a mask-update algorithm to the model's train step.
 
-    The callback only wires the algorithm in; the updates themselves run
-    inside the compiled train function (see `tf_sparse.training`).
+    On the TensorFlow backend the callback only wires the algorithm in; the
+    updates themselves run inside the compiled train function (see
+    `tf_sparse.training`). On the JAX and PyTorch backends the instance is
+    an `EagerMaskUpdate`, which runs them between train steps
+    (`training.EagerUpdates`).
     """
+
+    def __new__(cls, *args, **kwargs):
+        del args, kwargs
+        if cls is MaskUpdate and not backend.is_tensorflow():
+            cls = EagerMaskUpdate
+        return super().__new__(cls)
 
     def __init__(self, algorithm):
         super().__init__()
@@ -33,6 +43,35 @@ class MaskUpdate(keras.callbacks.Callback):
         # set_model runs before fit builds its train function, so the hook
         # is traced into it.
         training.attach(model, self.algorithm)
+
+
+class EagerMaskUpdate(MaskUpdate):
+    """`MaskUpdate` on the JAX and PyTorch backends: runs the algorithm's
+    updates between train steps (`training.EagerUpdates`).
+
+    It keeps its own reference to the model: reading `self.model` under JAX
+    copies the whole training state back into the variables, which it does
+    only on update steps. Its batch hooks run synchronously (Keras does not
+    dispatch callbacks with batch hooks asynchronously).
+    """
+
+    def __init__(self, algorithm):
+        super().__init__(algorithm)
+        self.eager = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self.eager is None or self.eager.model is not model:
+            self.eager = training.EagerUpdates(model, self.algorithm)
+
+    def on_train_begin(self, logs=None):
+        self.eager.train_begin()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.eager.batch_begin()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.eager.batch_end()
 
 
 def current_learning_rate(optimizer):

@@ -41,6 +41,7 @@ import warnings
 import keras
 import numpy as np
 
+from tf_sparse import backend
 from tf_sparse import distributions
 from tf_sparse import masking
 from tf_sparse import patterns
@@ -470,6 +471,10 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         raise ValueError(
             f"Unknown compute {compute!r}; accepted: {', '.join(COMPUTE)}.")
     if compute == "sparse":
+        backend.require_tensorflow(
+            'sparsify(compute="sparse") (sparse kernels)',
+            'Use compute="masked" (the default), which trains with masks on '
+            "every backend.")
         sparse_convert.check_model_ready(model)
     pattern = patterns.parse(pattern)
     by_path = {t.path: t for t in targets}

@@ -7,9 +7,11 @@ An algorithm is three decisions (see docs/design.md):
 
 `tf_sparse.training.attach` calls `after_train_step(step, data)` at the end
 of every train step, inside the compiled train function, so updates happen at
-exact steps with `steps_per_execution`, XLA and tf.distribute. Keeping pruned
-weights at zero is not the algorithm's job: the masks' constraint does that
-after every optimizer step (`tf_sparse.masking`). `attach` (and the traced
+exact steps with `steps_per_execution`, XLA and tf.distribute. On the JAX
+and PyTorch backends `tf_sparse.training.EagerUpdates` calls
+`eager_update(step, data)` between train steps instead (same `update`).
+Keeping pruned weights at zero is not the algorithm's job: the masks'
+constraint does that after every optimizer step (`tf_sparse.masking`). `attach` (and the traced
 step) pass the model's optimizer through `optimizer_state.prepare`, which
 refuses optimizers known to break on sparse models and keeps the masks
 through Keras's end-of-fit `finalize_variable_values`.
@@ -24,11 +26,23 @@ Example (a do-nothing algorithm is the static sparse baseline):
         name = "static"
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import masking
 from tf_sparse.algorithms import optimizer_state
+
+
+def host_device():
+    """Where eager updates run: TensorFlow's CPU under the JAX and PyTorch
+    backends (TensorFlow computes there only as a host library, next to
+    the backend's own devices); the default placement on TensorFlow."""
+    if backend.is_tensorflow():
+        return contextlib.nullcontext()
+    return tf.device("/CPU:0")
 
 
 class MaskAlgorithm:
@@ -83,6 +97,26 @@ class MaskAlgorithm:
 
         tf.cond(due, run, lambda: tf.constant(False))
 
+    def eager_update(self, step, data=None):
+        """Runs the update due after optimizer step `step` (a Python int)
+        eagerly, on the host; True if one ran.
+
+        The path of the JAX and PyTorch backends (`tf_sparse.training`
+        drives it between train steps): the same `update` as in TensorFlow's
+        train step, run with TensorFlow's eager kernels pinned to the CPU,
+        reading and assigning the Keras variables of any backend through
+        NumPy, so the same inputs give the same masks bit for bit on every
+        backend. Dropped weights are zeroed afterwards, as in graph.
+        """
+        optimizer_state.prepare(getattr(self.model, "optimizer", None),
+                                type(self).__name__)
+        if not bool(self.should_update(int(step))):
+            return False
+        with host_device():
+            self.update(tf.constant(int(step), tf.int64), data)
+            self._zero_inactive_weights()
+        return True
+
     def _zero_inactive_weights(self):
         # Weights follow their new masks at once (dropped ones become 0), so
         # pruned weights are 0 after an update step too.
@@ -101,8 +135,9 @@ class MaskAlgorithm:
         step = 0 if optimizer is None else int(
             keras.ops.convert_to_numpy(optimizer.iterations))
         if step == 0 and self.due_at_step_zero():
-            self.update(tf.constant(0, tf.int64), None)
-            self._zero_inactive_weights()
+            with host_device():
+                self.update(tf.constant(0, tf.int64), None)
+                self._zero_inactive_weights()
 
     def checkpoint_items(self):
         """Trackable state to save with the model (dict name -> trackable)."""

@@ -33,8 +33,8 @@ Example:
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import patterns
 from tf_sparse import sparsification
 from tf_sparse import topk
@@ -56,25 +56,13 @@ def sensitivities(model, data, loss):
     changes (batch-norm statistics) is restored afterwards.
     """
     targets = sparsification.find_targets(model)
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    loss = keras.losses.get(loss) if isinstance(loss, str) else loss
-    saved = [v.numpy() for v in model.non_trainable_variables]
     variables = [t.variable for t in targets]
-    with tf.GradientTape() as tape:
-        y_pred = model(x, training=True)
-        if sample_weight is None:
-            value = loss(y, y_pred)
-        else:
-            value = loss(y, y_pred, sample_weight=sample_weight)
-        value = tf.reduce_mean(value)
-    grads = tape.gradient(value, variables)
-    for variable, old in zip(model.non_trainable_variables, saved):
-        variable.assign(old)
+    # The backend's own autodiff (TensorFlow, JAX or PyTorch); batch-norm
+    # statistics the forward pass changes are restored.
+    grads = backend.gradients(model, variables, data, loss, training=True)
     scores = []
     for g, v in zip(grads, variables):
         w = keras.ops.convert_to_numpy(v)
-        g = np.zeros_like(w) if g is None else np.asarray(
-            tf.convert_to_tensor(g))
         scores.append(np.abs(g * w))
     return targets, scores
 

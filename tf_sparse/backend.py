@@ -1,0 +1,167 @@
+"""Which Keras backend runs, and the few backend-specific steps tf-sparse needs.
+
+Keras 3 picks its backend once, from `KERAS_BACKEND` (or
+`~/.keras/keras.json`), before `keras` is first imported. Masks, their
+enforcement (`masking.MaskConstraint`, applied by every Keras optimizer),
+`sparsify`, `summary`, `strip` and `.keras` save/load work on the
+TensorFlow, JAX and PyTorch backends. Mask updates run inside TensorFlow's
+compiled train step on the TensorFlow backend and eagerly between steps on
+the others (`tf_sparse.training`). Features built on TensorFlow itself
+(tf.distribute strategies, SavedModel and LiteRT export, CSR inference,
+`compute="sparse"`, tfds pipelines, the run engine behind `tools/train.py`)
+call `require_tensorflow`, which raises one `UnsupportedBackendError` naming
+the backend and the alternative.
+
+Example:
+
+    from tf_sparse import backend
+    backend.name()                                   # "jax"
+    backend.require_tensorflow("SavedModel export",
+                               "save a .keras file with tfs.save_model")
+    grads = backend.gradients(model, [kernel], (x, y), loss)
+"""
+
+import keras
+import numpy as np
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class UnsupportedBackendError(RuntimeError):
+    """A TensorFlow-only feature was used under another Keras backend."""
+
+
+def name():
+    """The Keras backend in use: "tensorflow", "jax", "torch" (or another
+    name Keras accepts, e.g. "numpy")."""
+    return keras.backend.backend()
+
+
+def is_tensorflow():
+    """True on the TensorFlow backend."""
+    return name() == "tensorflow"
+
+
+def check_name(value):
+    """`value` if it is one of `BACKENDS`, else a ValueError naming it."""
+    if value not in BACKENDS:
+        raise ValueError(
+            f"Unknown Keras backend {value!r}; accepted: "
+            f"{', '.join(BACKENDS)}.")
+    return value
+
+
+def require_tensorflow(feature, alternative=None):
+    """Raises `UnsupportedBackendError` unless Keras runs on TensorFlow.
+
+    Args:
+      feature: what needs TensorFlow, e.g. "SavedModel export".
+      alternative: what to do instead under this backend (a sentence).
+    """
+    if is_tensorflow():
+        return
+    message = (
+        f"{feature} needs the TensorFlow backend of Keras; this process runs "
+        f"Keras on {name()!r} (KERAS_BACKEND, fixed when keras is first "
+        "imported).")
+    if alternative:
+        message += f" {alternative}"
+    else:
+        message += (" Run it with KERAS_BACKEND=tensorflow in a new "
+                    "process.")
+    raise UnsupportedBackendError(message)
+
+
+def _loss_value(loss, y, y_pred, sample_weight):
+    if sample_weight is None:
+        value = loss(y, y_pred)
+    else:
+        value = loss(y, y_pred, sample_weight=sample_weight)
+    return keras.ops.mean(value)
+
+
+def gradients(model, variables, data, loss=None, training=True):
+    """Dense gradients of a loss on one batch w.r.t. `variables`, as NumPy.
+
+    Computed with the backend's own autodiff (tf.GradientTape, jax.grad,
+    torch.autograd) at the variables' current values. Non-trainable state
+    the forward pass changes (batch-norm statistics, seed generators) is
+    restored afterwards, so calling this changes nothing.
+
+    Args:
+      model: a built Keras model.
+      variables: trainable `keras.Variable`s of `model`.
+      data: `(x, y)` or `(x, y, sample_weight)`.
+      loss: a Keras loss or `loss(y_true, y_pred)`; None uses the compiled
+        loss (`model.compute_loss`, regularisation included; metrics are
+        not updated).
+      training: the forward pass's training flag.
+
+    Returns:
+      A list of float arrays, one per variable (zeros where the loss does
+      not depend on it).
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+
+    def loss_of(y_pred):
+        if loss is None:
+            return model.compute_loss(x=x, y=y, y_pred=y_pred,
+                                      sample_weight=sample_weight,
+                                      training=False)
+        return _loss_value(loss, y, y_pred, sample_weight)
+
+    if name() not in _BACKEND_GRADIENTS:
+        raise UnsupportedBackendError(
+            f"Gradients are computed on the {', '.join(BACKENDS)} backends; "
+            f"this process runs Keras on {name()!r}.")
+    saved = [keras.ops.convert_to_numpy(v)
+             for v in model.non_trainable_variables]
+    try:
+        grads = _BACKEND_GRADIENTS[name()](model, list(variables), x, loss_of,
+                                           training)
+    finally:
+        for variable, old in zip(model.non_trainable_variables, saved):
+            variable.assign(old)
+    return [np.zeros(tuple(v.shape), keras.backend.standardize_dtype(v.dtype))
+            if g is None else np.asarray(g) for g, v in zip(grads, variables)]
+
+
+def _tensorflow_gradients(model, variables, x, loss_of, training):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    with tf.GradientTape() as tape:
+        value = loss_of(model(x, training=training))
+    grads = tape.gradient(value, variables)
+    return [None if g is None else tf.convert_to_tensor(g).numpy()
+            for g in grads]
+
+
+def _jax_gradients(model, variables, x, loss_of, training):
+    import jax  # pylint: disable=import-outside-toplevel
+    wanted = {id(v) for v in variables}
+    fixed = [(v, v.value) for v in model.variables if id(v) not in wanted]
+
+    def value(values):
+        mapping = list(zip(variables, values)) + fixed
+        with keras.StatelessScope(state_mapping=mapping):
+            return loss_of(model(x, training=training))
+
+    grads = jax.grad(value)([v.value for v in variables])
+    return [np.asarray(g) for g in grads]
+
+
+def _torch_gradients(model, variables, x, loss_of, training):
+    import torch  # pylint: disable=import-outside-toplevel
+    with torch.enable_grad():
+        value = loss_of(model(x, training=training))
+        tensors = [v.value for v in variables]
+        grads = torch.autograd.grad(value, tensors, allow_unused=True)
+    return [None if g is None else g.detach().cpu().numpy() for g in grads]
+
+
+_BACKEND_GRADIENTS = {
+    "tensorflow": _tensorflow_gradients,
+    "jax": _jax_gradients,
+    "torch": _torch_gradients,
+}
