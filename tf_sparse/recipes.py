@@ -22,6 +22,14 @@ results.json is the engine's: test metrics, density, the diagnostics
 history, and for AC/DC the mask drift and the co-trained dense model's
 accuracy (both models saved as `.keras`).
 
+Gradual N:M (`configs/recipes/lenet5_gmp_2of4.py`): GMP with
+`pattern="2:4"` from a dense start. The cubic schedule acts on the
+sparsity; each update keeps in every group of M the k largest |w|,
+k = max(N, floor((1 - s(t)) M + 1/2)), so k falls M -> ... -> N (for 2:4:
+4 while s(t) < 0.125, 3 while s(t) < 0.375, then 2); a weight pruned at
+one update stays pruned (GMP ranks active weights only). `n_m_ramp` lists
+the (step, k) of a config's updates.
+
 Example:
 
     from configs.recipes import vit_gmp_kd
@@ -30,7 +38,10 @@ Example:
 
 import os
 
+from tf_sparse import patterns
 from tf_sparse import teacher_cache
+from tf_sparse.algorithms import magnitude
+from tf_sparse.runs import algorithm as algorithm_lib
 from tf_sparse.runs import config as run_config
 from tf_sparse.runs import data as data_lib
 from tf_sparse.runs import engine
@@ -137,3 +148,22 @@ def run(config, workdir, *, data=None, verbose=0):
     return engine.run(main, workdir, data=data, verbose=verbose,
                       kind="recipe",
                       identity=run_config.identity_names(KEYS))
+
+
+def n_m_ramp(config, plan):
+    """`[(step, k), ...]`: the weights kept per group of M at each mask
+    update of a GMP config with an N:M `pattern`, run for `plan`
+    (`tf_sparse.runs.plan.Plan`); k never goes below N.
+
+    >>> n_m_ramp(config, plan)          # doctest: +SKIP
+    [(0, 4), (10, 4), (20, 3), ..., (70, 2)]
+    """
+    pattern = patterns.parse(config.pattern)
+    if pattern.kind != "n:m" or config.algorithm != "gmp":
+        raise ValueError(
+            f"n_m_ramp needs algorithm='gmp' with an 'N:M' pattern, got "
+            f"algorithm={config.algorithm!r}, pattern={config.pattern!r}.")
+    gmp = algorithm_lib.make(config, plan)
+    return [(step, magnitude.kept_count_py(gmp.target(step), pattern.m,
+                                           minimum=pattern.n))
+            for step in gmp.update_steps(plan.total_steps)]
