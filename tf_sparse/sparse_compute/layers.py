@@ -107,6 +107,10 @@ class SparseKernel:
     row_ptr: keras.Variable
     cols: keras.Variable
     dtype: str
+    # Where the dense weight stood among the layer's trainable variables
+    # (`restore_layer` puts it back there, so weight order and saving
+    # stay those of the original layer).
+    position: int = 0
     # Set by an algorithm while it records inputs and output gradients.
     recorder: object = None
 
@@ -364,6 +368,8 @@ def convert_layer(layer, name, mask, capacity=None):
     regularizer = getattr(variable, "regularizer", None)
     dtype = variable.dtype
     before = _own_variables(layer)
+    position = [id(v) for v in layer._trainable_variables].index(  # pylint: disable=protected-access
+        id(variable)) if variable.trainable else 0
     if hasattr(layer, masking.ATTR):
         masking.detach_masks(layer)
     private = "_" + name
@@ -390,7 +396,7 @@ def convert_layer(layer, name, mask, capacity=None):
     new_cols.assign(s.cols)
     holder = SparseKernel(layer=layer, name=name, kind=kind, shape=shape,
                           values=new_values, row_ptr=new_row_ptr,
-                          cols=new_cols, dtype=dtype)
+                          cols=new_cols, dtype=dtype, position=position)
     layout = [None if v is variable else v for v in before]
     save, load = _saving(holder, layout)
     # Instance attributes, not Keras-tracked: the class, config and weight
@@ -469,6 +475,12 @@ def restore_layer(layer):
                                   regularizer=regularizer,
                                   name=holder.name)
         setattr(layer, "_" + holder.name, weight)
+        # Back to its original place (add_weight appended it), so that
+        # `layer.weights`, `get_weights` and Keras's positional saving of
+        # e.g. Conv2D see (kernel, bias) again.
+        order = layer._trainable_variables  # pylint: disable=protected-access
+        del order[[id(v) for v in order].index(id(weight))]
+        order.insert(holder.position, weight)
     finally:
         layer._tracker.lock()  # pylint: disable=protected-access
     weight.assign(dense)
