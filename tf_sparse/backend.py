@@ -16,8 +16,8 @@ Example:
 
     from tf_sparse import backend
     backend.name()                                   # "jax"
-    backend.require_tensorflow("SavedModel export",
-                               "save a .keras file with tfs.save_model")
+    backend.require_tensorflow("tf.train checkpoints",
+                               "Save a .keras file with tfs.save_model.")
     grads = backend.gradients(model, [kernel], (x, y), loss)
 """
 
@@ -51,25 +51,36 @@ def check_name(value):
     return value
 
 
+def require(feature, backends, alternative=None):
+    """Raises `UnsupportedBackendError` unless Keras runs on one of
+    `backends`.
+
+    Args:
+      feature: what needs them, e.g. "SavedModel export".
+      backends: the backend names it works on.
+      alternative: what to do instead under this backend (a sentence);
+        default: run it on the first of `backends` in a new process.
+    """
+    if name() in backends:
+        return
+    where = (f"the {backends[0]} backend of Keras" if len(backends) == 1
+             else f"one of the {', '.join(backends)} backends of Keras")
+    message = (
+        f"{feature} needs {where}; this process runs Keras on {name()!r} "
+        "(KERAS_BACKEND, fixed when keras is first imported).")
+    message += " " + (alternative or (
+        f"Run it with KERAS_BACKEND={backends[0]} in a new process."))
+    raise UnsupportedBackendError(message)
+
+
 def require_tensorflow(feature, alternative=None):
     """Raises `UnsupportedBackendError` unless Keras runs on TensorFlow.
 
     Args:
-      feature: what needs TensorFlow, e.g. "SavedModel export".
+      feature: what needs TensorFlow, e.g. "tf.train checkpoints".
       alternative: what to do instead under this backend (a sentence).
     """
-    if is_tensorflow():
-        return
-    message = (
-        f"{feature} needs the TensorFlow backend of Keras; this process runs "
-        f"Keras on {name()!r} (KERAS_BACKEND, fixed when keras is first "
-        "imported).")
-    if alternative:
-        message += f" {alternative}"
-    else:
-        message += (" Run it with KERAS_BACKEND=tensorflow in a new "
-                    "process.")
-    raise UnsupportedBackendError(message)
+    require(feature, ("tensorflow",), alternative)
 
 
 def _loss_value(loss, y, y_pred, sample_weight):
