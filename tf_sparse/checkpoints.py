@@ -37,6 +37,7 @@ import re
 
 import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import masking
 from tf_sparse import training
 
@@ -437,6 +438,11 @@ class TrainingCheckpoint:
 
     def __init__(self, directory, model, algorithm=None, max_to_keep=2,
                  on_bad_checkpoint="error"):
+        backend.require_tensorflow(
+            "TrainingCheckpoint (tf.train checkpoints)",
+            "To resume under this backend, save a .keras file with "
+            "tfs.save_model (weights, masks, optimizer state) and continue "
+            "from tfs.load_model with fit(initial_epoch=...).")
         _check_policy(on_bad_checkpoint)
         self.directory = str(directory)
         self.model = model

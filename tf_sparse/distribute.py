@@ -38,6 +38,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from tf_sparse import backend
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCALING = ("none", "linear", "sqrt")
@@ -162,6 +164,12 @@ def create_strategy(name: str = "default", *, tpu: str = "",
     if key not in STRATEGIES:
         raise StrategyError(
             f"unknown strategy {name!r}; accepted: {', '.join(STRATEGIES)}")
+    if key != "default":
+        backend.require_tensorflow(
+            f"tf.distribute strategy {name!r}",
+            "Run it with KERAS_BACKEND=tensorflow; under this backend "
+            "tf-sparse trains on one device (keras.distribution is not "
+            "tested with tf-sparse).")
     if tpu and key != "tpu":
         raise StrategyError(
             f"--tpu={tpu!r} was given with --strategy={name!r}; use --strategy=tpu to "

@@ -42,6 +42,7 @@ import tempfile
 import keras
 import numpy as np
 
+from tf_sparse import backend
 from tf_sparse import cloning
 from tf_sparse import masking
 from tf_sparse import sparse_compute
@@ -249,6 +250,10 @@ def _input_signature(x):
 
 
 def _write_saved_model(model, path, x):
+    backend.require(
+        "SavedModel and LiteRT export", ("tensorflow", "jax"),
+        "Save the model with tfs.save_model and export it from a process "
+        "with KERAS_BACKEND=tensorflow (or jax).")
     check_pruned_weights_are_zero(model)
     try:
         model.export(path, format="tf_saved_model", verbose=False,

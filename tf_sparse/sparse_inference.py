@@ -49,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import cloning
 from tf_sparse import export
 from tf_sparse import masking
@@ -577,6 +578,10 @@ def to_sparse_inference(model, choices=None, **plan_kwargs):
     stripped plain model. `choices` comes from `plan` (computed with
     `plan_kwargs` when not given). Returns a new functional model.
     """
+    backend.require_tensorflow(
+        "CSR inference (tf.sparse kernels)",
+        "Save the model with tfs.save_model and convert it in a process "
+        "with KERAS_BACKEND=tensorflow.")
     _check_rebuildable(model)
     if masking.is_sparse(model):
         export.check_pruned_weights_are_zero(model)
