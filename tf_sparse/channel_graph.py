@@ -42,9 +42,11 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tf_sparse import masking
 from tf_sparse import registry
+from tf_sparse import topk
 
 ROLES = ("out", "in", "channel")
 
@@ -783,3 +785,195 @@ def group_masks(model, groups, base=None):
             index[member.axis] = list(member.indices)
             masks[path][tuple(index)] = 0.0
     return masks
+
+
+# --------------------------------------------------------------------------
+# Tied channels for the algorithms of the "channel" pattern
+# --------------------------------------------------------------------------
+
+
+def is_channel_layout(layout):
+    """Whether a `patterns.Layout` keeps or removes whole output channels
+    (one group per column of the (inputs x outputs) matrix)."""
+    return (layout.keep is None and not layout.unstructured
+            and layout.block == (layout.rows, 1))
+
+
+class ChannelTies:
+    """Which output channels of the masked kernels are one dependency group.
+
+    Channel-pattern algorithms rank channels by a score summed over the
+    channel's kernel column (`patterns.Layout.group_sums`). With ties, the
+    score of a channel is the sum over its whole dependency group (every
+    creating kernel and depthwise kernel in it), so tied layers rank their
+    channels alike and, keeping equal counts, keep the same groups, which
+    `tfs.shrink` can then remove. `ids[i]` gives each column of entry `i`
+    its tie id (columns outside any removable group get an id of their
+    own); None for entries that are not channel layouts.
+
+    Example:
+
+        ties = ChannelTies.of(model, [(mw.layer.name, mw.name, layout)
+                                      for mw, layout in ...])
+        tied = ties.numpy_tie(column_sums)     # same score per group
+    """
+
+    def __init__(self, ids, num_ids):
+        self.ids = ids
+        self.num_ids = int(num_ids)
+
+    @classmethod
+    def of(cls, model, entries):
+        """Ties of `entries` [(layer name, weight name, Layout)] of `model`,
+        or None when no entry is a channel layout or no two channels are
+        tied (the graph of a subclassed model cannot be read: None)."""
+        if not any(is_channel_layout(layout) for _, _, layout in entries):
+            return None
+        try:
+            groups = dependency_groups(model)
+        except ChannelGraphError:
+            return None
+        where = {(layer, weight): i
+                 for i, (layer, weight, layout) in enumerate(entries)
+                 if is_channel_layout(layout)}
+        ids = [None] * len(entries)
+        for i, (_, _, layout) in enumerate(entries):
+            if is_channel_layout(layout):
+                ids[i] = np.full(layout.num_groups, -1, np.int64)
+        tied = 0
+        for group in groups:
+            if group.blocked:
+                continue
+            hits = []
+            for member in group.members:
+                i = where.get((member.layer, member.weight))
+                if i is None or member.role == "in":
+                    continue
+                layout = entries[i][2]
+                mark = np.zeros(layout.shape, np.float32)
+                index = [slice(None)] * mark.ndim
+                index[member.axis] = list(member.indices)
+                mark[tuple(index)] = 1.0
+                columns = keras.ops.convert_to_numpy(
+                    layout.groups(mark)).min(axis=1) > 0
+                hits.append((i, columns))
+            if len(hits) < 2 and not any(c.sum() > 1 for _, c in hits):
+                continue
+            for i, columns in hits:
+                ids[i][columns] = group.index
+            tied += 1
+        if not tied:
+            return None
+        next_id = max(g.index for g in groups) + 1
+        for i, column_ids in enumerate(ids):
+            if column_ids is None:
+                continue
+            free = column_ids < 0
+            column_ids[free] = np.arange(next_id, next_id + free.sum())
+            next_id += int(free.sum())
+        return cls(ids, next_id)
+
+    def numpy_tie(self, sums):
+        """Per entry, its column scores replaced by their tie group's total
+        (float64 NumPy; entries with id None are returned as they are)."""
+        total = np.zeros(self.num_ids)
+        for column_ids, s in zip(self.ids, sums):
+            if column_ids is not None:
+                np.add.at(total, column_ids, np.asarray(s, np.float64))
+        return [s if column_ids is None else total[column_ids]
+                for column_ids, s in zip(self.ids, sums)]
+
+    def tie(self, sums):
+        """`numpy_tie` in graph: float32 [C] tensors (None passes)."""
+        pieces = [(tf.cast(s, tf.float32), tf.constant(c, tf.int64))
+                  for c, s in zip(self.ids, sums) if c is not None]
+        total = tf.math.unsorted_segment_sum(
+            tf.concat([s for s, _ in pieces], 0),
+            tf.concat([c for _, c in pieces], 0), self.num_ids)
+        return [s if c is None else tf.gather(total, tf.constant(c, tf.int64))
+                for c, s in zip(self.ids, sums)]
+
+    def tied_scores(self, scores, layouts):
+        """Kernel-shaped scores whose channel sums are the tied sums (each
+        channel's total on its first row, zeros elsewhere: the sums are then
+        exact, so tied columns of different fan-in rank alike), in graph."""
+        sums = [None if c is None else layout.group_sums(score)
+                for c, score, layout in zip(self.ids, scores, layouts)]
+        tied = self.tie(sums)
+        result = []
+        for c, score, layout, s in zip(self.ids, scores, layouts, tied):
+            if c is None:
+                result.append(score)
+                continue
+            first = tf.one_hot(tf.zeros([layout.num_groups], tf.int32),
+                               layout.group_size, dtype=tf.float32)
+            result.append(tf.convert_to_tensor(
+                layout.ungroup(first * tf.reshape(s, (-1, 1)))))
+        return result
+
+    def components(self):
+        """Lists of entry indices whose channels share a tie id."""
+        parent = list(range(len(self.ids)))
+
+        def find(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        owner = {}
+        for i, column_ids in enumerate(self.ids):
+            if column_ids is None:
+                continue
+            for tie_id in np.unique(column_ids):
+                j = owner.setdefault(int(tie_id), i)
+                parent[find(i)] = find(j)
+        found = {}
+        for i, column_ids in enumerate(self.ids):
+            if column_ids is not None:
+                found.setdefault(find(i), []).append(i)
+        return list(found.values())
+
+    def equal_counts(self, units):
+        """`units` (kept channels per entry, a list) made equal inside each
+        set of tied entries with the same channel count: the mean rounded
+        half up, so tied layers keep the same number of channels."""
+        units = list(units)
+        for members in self.components():
+            sizes = {len(self.ids[i]) for i in members}
+            if len(members) < 2 or len(sizes) != 1:
+                continue
+            mean = sum(units[i] for i in members) / len(members)
+            for i in members:
+                units[i] = int(np.floor(mean + 0.5))
+        return units
+
+
+def tied_channel_masks(model, targets, scores, counts):
+    """Exact channel masks choosing whole dependency groups.
+
+    Args:
+      model: the (dense) model.
+      targets: objects with `.layer`, `.name`, `.path`, `.shape` and
+        `layout(...)` already applied: pairs `(target, layout)`.
+      scores: per target, a kernel-shaped NumPy score (|w|, SNIP's |g w|,
+        random numbers).
+      counts: per target path, the weights it keeps (None: left dense).
+
+    Returns:
+      dict path -> 0/1 float32 mask: each layer keeps its count of
+      channels (equalised among tied layers of one width, `equal_counts`),
+      the channels with the highest score summed over their group.
+    """
+    chosen = [(t, layout, s) for (t, layout), s in zip(targets, scores)
+              if counts[t.path] is not None]
+    ties = ChannelTies.of(model, [(t.layer.name, t.name, layout)
+                                  for t, layout, _ in chosen])
+    sums = [layout.numpy_group_sums(s) for _, layout, s in chosen]
+    units = [layout.units_of(counts[t.path], t.path)
+             for t, layout, _ in chosen]
+    if ties is not None:
+        sums = ties.numpy_tie(sums)
+        units = ties.equal_counts(units)
+    return {t.path: layout.groups_mask(topk.numpy_select_top(s, k))
+            for (t, layout, _), s, k in zip(chosen, sums, units)}

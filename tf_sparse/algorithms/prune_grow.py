@@ -100,6 +100,7 @@ import numbers
 import keras
 import tensorflow as tf
 
+from tf_sparse import channel_graph
 from tf_sparse import patterns
 from tf_sparse import topk
 from tf_sparse.algorithms import base
@@ -226,6 +227,9 @@ class PruneGrow(base.MaskAlgorithm):
     # Per masked weight, its `patterns.Layout` (set by `attach`); None: the
     # algorithm was not attached to masks (every weight on its own).
     layouts = None
+    # `channel_graph.ChannelTies` of the masked channels (set by `attach`):
+    # channel scores are summed over whole dependency groups.
+    ties = None
 
     def __init__(self, *, cadence, drop_fraction, drop_rounding="ceil",
                  regrow_dropped="never", grow_init="zeros",
@@ -308,6 +312,9 @@ class PruneGrow(base.MaskAlgorithm):
                 raise ValueError(
                     f"{type(self).__name__}: the mask of {mw.path} does not "
                     f"follow its pattern {mw.pattern!r}: {problem}.")
+        self.ties = channel_graph.ChannelTies.of(
+            model, [(mw.layer.name, mw.name, layout)
+                    for mw, layout in zip(self.weights, self.layouts)])
         optimizer = getattr(model, "optimizer", None)
         self._check_optimizer(optimizer)
         self.tap = self._make_tap(optimizer)
@@ -460,8 +467,11 @@ class PruneGrow(base.MaskAlgorithm):
         grow = tf.cast(grow, tf.int32)
         counts = {"active": [], "dropped": [], "grown": [], "regrown": [],
                   "net_new": []}
+        tied = self._tied_sums(ctx)
         for i in range(len(self.weights)):
-            sets = self._update_layer(ctx, i, drop[i], grow[i])
+            sets = self._update_layer(ctx, i, drop[i], grow[i],
+                                      None if tied is None else
+                                      (tied[0][i], tied[1][i]))
             for key, positions in sets.items():
                 counts[key].append(
                     tf.reduce_sum(tf.cast(positions, tf.int64)))
@@ -476,16 +486,35 @@ class PruneGrow(base.MaskAlgorithm):
                               before=before, share=share, layer_rates=rates,
                               **counts)
 
-    def _update_layer(self, ctx, i, n_drop, n_grow):
+    def _tied_sums(self, ctx):
+        """(drop sums, grow sums) per layer, each channel's summed over its
+        dependency group (`ties`); None without ties."""
+        if self.ties is None:
+            return None
+        drop, grow = [], []
+        for i, (mw, ids) in enumerate(zip(self.weights, self.ties.ids)):
+            if ids is None:
+                drop.append(None)
+                grow.append(None)
+                continue
+            layout = self.layouts[i]
+            drop.append(layout.group_sums(tf.reshape(self.drop_score(ctx, i),
+                                                     mw.shape)))
+            grow.append(layout.group_sums(tf.reshape(self.grow_score(ctx, i),
+                                                     mw.shape)))
+        return self.ties.tie(drop), self.ties.tie(grow)
+
+    def _update_layer(self, ctx, i, n_drop, n_grow, tied=None):
         """Drops and grows in layer `i`, writes its mask, grown values and
-        slots; returns the flat position sets the update counts."""
+        slots; returns the flat position sets the update counts. `tied`:
+        the layer's (drop, grow) channel sums over dependency groups."""
         active = ctx.active[i]
         layout = None if self.layouts is None else self.layouts[i]
         if layout is None or layout.unstructured:
             dropped, grown = self._select_weights(ctx, i, n_drop, n_grow)
         elif layout.whole_groups:
             dropped, grown = self._select_groups(ctx, i, n_drop, n_grow,
-                                                 layout)
+                                                 layout, tied)
         else:
             dropped, grown = self._select_n_m(ctx, i, n_drop, layout)
         kept = tf.logical_and(active, tf.logical_not(dropped))
@@ -510,28 +539,36 @@ class PruneGrow(base.MaskAlgorithm):
                                 **select)
         return dropped, grown
 
-    def _select_groups(self, ctx, i, n_drop, n_grow, layout):
+    def _select_groups(self, ctx, i, n_drop, n_grow, layout, tied=None):
         """Whole groups (block, channel): `n_drop` active groups of lowest
         summed drop score, `n_grow` candidate groups of highest summed grow
         score (counts in groups; flat bools of weights). Sums, not means:
-        a layer's groups all have the same size, so both rank alike."""
+        a layer's groups all have the same size, so both rank alike. With
+        `tied` sums (channels of one dependency group), tied layers rank
+        their channels alike."""
         select = dict(method=self.selection_method, jit=self.jit_selection)
         shape = self.weights[i].shape
+        given = {} if tied is None or tied[0] is None else {
+            "drop": tied[0], "grow": tied[1]}
 
-        def sums(scores):
+        def sums(scores, which):
+            if which in given:
+                return given[which]
             return layout.group_sums(tf.reshape(scores, shape))
 
         def weights_of(groups):
             return tf.reshape(layout.expand(groups), [-1])
 
         active = layout.group_eligible(tf.reshape(ctx.active[i], shape))
-        dropped = topk.select_bottom(sums(self.drop_score(ctx, i)), active,
-                                     n_drop, **select)
+        dropped = topk.select_bottom(
+            sums(self.drop_score(ctx, i) if not given else None, "drop"),
+            active, n_drop, **select)
         kept = tf.logical_and(active, tf.logical_not(dropped))
         candidates = tf.logical_not(
             active if self.regrow_dropped == "never" else kept)
-        grown = topk.select_top(sums(self.grow_score(ctx, i)), candidates,
-                                n_grow, **select)
+        grown = topk.select_top(
+            sums(self.grow_score(ctx, i) if not given else None, "grow"),
+            candidates, n_grow, **select)
         return weights_of(dropped), weights_of(grown)
 
     def _select_n_m(self, ctx, i, n_drop, layout):

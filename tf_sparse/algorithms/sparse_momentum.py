@@ -91,9 +91,11 @@ class SparseMomentum(prune_grow.PruneGrow):
         return ctx.n if self.redistribution == "nonzero" else ctx.sizes
 
     def layer_counts(self, ctx):
-        if self.redistribution == "none" or not redis.can_move(self.layouts):
-            # N:M layers (and channels of different fan-ins) keep their
-            # counts: each regrows in place what it pruned.
+        if (self.redistribution == "none" or not redis.can_move(self.layouts)
+                or self.ties is not None):
+            # N:M layers, channels of different fan-ins and tied channels
+            # (dependency groups) keep their counts: each layer regrows in
+            # place what it pruned.
             return super().layer_counts(ctx)
         return redis.redistribute(
             ctx, redis.shares(self.redistribution_stats(ctx)),
