@@ -40,6 +40,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tf_sparse import channel_graph
 from tf_sparse import schedules as S
 from tf_sparse.algorithms import base
 from tf_sparse.algorithms import checks
@@ -124,6 +125,7 @@ class GMP(base.MaskAlgorithm):
                  power=None, scope="layerwise", total_steps=None,
                  tfmot_timing=False, final_update=False):
         super().__init__()
+        self._ties = None   # set by attach (channel pattern)
         if scope not in magnitude.SCOPES:
             raise ValueError(
                 f"GMP scope={scope!r} is not accepted: use one of "
@@ -226,6 +228,10 @@ class GMP(base.MaskAlgorithm):
             self.weights, self.final_sparsity, "GMP final_sparsity")
         magnitude.check_patterns(self.weights, self._finals, self.scope,
                                  "GMP final_sparsity")
+        # Channel pattern: tied channels (one dependency group) go together.
+        self._ties = channel_graph.ChannelTies.of(
+            model, [(mw.layer.name, mw.name, magnitude.weight_layout(mw))
+                    for mw in self.weights])
         self.updates = keras.Variable(0, dtype="int64", trainable=False,
                                       name="gmp_updates")
         self.last_update = keras.Variable(-1, dtype="int64", trainable=False,
@@ -241,11 +247,11 @@ class GMP(base.MaskAlgorithm):
         if self.scope == "global":
             sparsity = targets[float(_final_of(self.schedule))]
             new = magnitude.magnitude_masks(self.weights, sparsity, "global",
-                                            True)
+                                            True, self._ties)
         else:
             per_weight = [targets[f] for f in self._finals]
             new = magnitude.magnitude_masks(self.weights, per_weight,
-                                            "layerwise", True)
+                                            "layerwise", True, self._ties)
             sparsity = targets[self._finals[0]]
         for mw, mask in zip(self.weights, new):
             mw.mask.assign(mask)

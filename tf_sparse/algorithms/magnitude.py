@@ -141,7 +141,7 @@ def _nm_units(sparsity, layout):
     return kept_count(sparsity, layout.group_size, minimum=layout.keep)
 
 
-def magnitude_masks(weights, sparsities, scope, only_active):
+def magnitude_masks(weights, sparsities, scope, only_active, ties=None):
     """New 0/1 masks (tensors) keeping the largest |w| at exact counts.
 
     Args:
@@ -151,11 +151,13 @@ def magnitude_masks(weights, sparsities, scope, only_active):
       scope: "layerwise" or "global" (one ranking across all weights).
       only_active: rank only currently active entries (the count is capped
         at the active count: GMP never regrows).
+      ties: a `channel_graph.ChannelTies` (channel pattern): channels are
+        ranked by their whole dependency group's |w| sum.
     """
     layouts = [weight_layout(mw) for mw in weights]
     if not all(layout.unstructured for layout in layouts):
         return _structured_masks(weights, layouts, sparsities, scope,
-                                 only_active)
+                                 only_active, ties)
     scores, eligible, sizes = [], [], []
     for mw in weights:
         value = tf.abs(tf.reshape(tf.convert_to_tensor(mw.variable), [-1]))
@@ -178,7 +180,8 @@ def magnitude_masks(weights, sparsities, scope, only_active):
             for p, mw in zip(pieces, weights)]
 
 
-def _structured_masks(weights, layouts, sparsities, scope, only_active):
+def _structured_masks(weights, layouts, sparsities, scope, only_active,
+                      ties=None):
     """`magnitude_masks` when some weight follows a structured pattern."""
     scores, eligible = [], []
     for mw in weights:
@@ -188,6 +191,8 @@ def _structured_masks(weights, layouts, sparsities, scope, only_active):
             eligible.append(tf.convert_to_tensor(mw.mask) > 0)
         else:
             eligible.append(tf.ones(mw.shape, tf.bool))
+    if ties is not None:
+        scores = ties.tied_scores(scores, layouts)
     if scope != "global":
         kept = []
         for score, ok, sparsity, layout in zip(scores, eligible, sparsities,
