@@ -448,6 +448,11 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
     Returns:
       The same model, now sparse.
     """
+    # Before the targets: a model computing sparse has no dense weights left.
+    if masking.is_sparse(model) or sparse_convert.is_sparse_compute(model):
+        raise ValueError(
+            f"Model {model.name!r} is already sparse. Use "
+            "tfs.unsparsify(model) first to change its masks.")
     targets = find_targets(model)
     if not targets:
         raise ValueError(
@@ -455,10 +460,6 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
             "types: Dense, EinsumDense, Conv1D/2D/3D, ConvTranspose, "
             "DepthwiseConv, SeparableConv, Embedding, and layers declared with "
             "tfs.register_prunable.")
-    if masking.is_sparse(model) or sparse_convert.is_sparse_compute(model):
-        raise ValueError(
-            f"Model {model.name!r} is already sparse. Use "
-            "tfs.unsparsify(model) first to change its masks.")
     if distribution not in distributions.DISTRIBUTIONS:
         raise ValueError(
             f"Unknown distribution {distribution!r}; accepted: "
