@@ -95,12 +95,16 @@ def follows(model, spec, density):
     ("snip", "channel", 0.5),
     ("gmp", "2:4", 0.5),
     ("static", "block:4x4", 0.75),
+    ("rigl", "2:4", 0.5),
+    ("sparse_momentum", "channel", 0.5),
 ])
 def test_a_run_trains_with_masks_in_the_pattern(tmp_path, algorithm, spec,
                                                 sparsity):
     kwargs = {}
     if algorithm == "gmp":
         kwargs = dict(algorithm_kwargs={"begin": 0, "end": 2, "frequency": 1})
+    if algorithm in ("rigl", "sparse_momentum"):
+        kwargs = dict(algorithm_params={"update_every": 1})
     workdir = str(tmp_path / "run")
     results = runs.run(config(algorithm=algorithm, pattern=spec,
                               sparsity=sparsity, **kwargs), workdir,
