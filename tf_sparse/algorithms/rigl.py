@@ -18,6 +18,10 @@ jaxpruner; rigl_tf2 applies it), though Keras's step counter still
 advances, so every `every` steps one batch is used only for the grow score;
 no noise is added to drop scores (rigl adds N(0, 1e-5)).
 
+With a structured pattern (`sparsify(pattern=...)`) whole blocks or
+channels (whole dependency groups) are dropped and grown, and N:M groups
+keep N after every update (see `prune_grow`).
+
 Example:
 
     alg = RigL(total_steps=T)                 # dT=100, end=0.75, f=0.3 cosine

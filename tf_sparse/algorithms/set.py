@@ -13,6 +13,10 @@ value, see `optimizer_state.reset_slots`), a weight dropped and regrown in
 the same update keeps its value. The original SET code initialises new
 weights randomly; `grow_init="random_normal"` does that.
 
+With a structured pattern (`sparsify(pattern=...)`) whole blocks or
+channels (whole dependency groups) are dropped and grown, and N:M groups
+keep N after every update (see `prune_grow`).
+
 Example:
 
     alg = SET(total_steps=T, steps_per_epoch=600)
