@@ -9,6 +9,12 @@ Usage:
   --algorithm_arg=<key>=<value> adds a GMP / AC/DC constructor argument the
       config does not set (config.algorithm_kwargs).
   --strategy, --cpu_devices: tf.distribute, as the CIFAR-10 binary.
+  --backend=tensorflow|jax|torch: the Keras backend (sets KERAS_BACKEND
+      before Keras is imported; default: $KERAS_BACKEND, else tensorflow).
+      The run engine behind this binary (tf.data input, tf.distribute,
+      tf.train checkpoints) runs on TensorFlow; under jax or torch it says
+      so in one line and exits with status 1 (train with Keras's `fit` and
+      tfs.callbacks.MaskUpdate there: README, "Backends").
 The flags are defined in tf_sparse/cli.py (shared by the training binaries);
 see tf_sparse/runs/engine.py for what a run writes into --workdir.
 
@@ -19,7 +25,55 @@ traceback. When the newest checkpoint is damaged, the error says so and
 reads back. docs/bad_inputs.md lists the errors.
 """
 
-from tf_sparse import cli
+import os
+import sys
+
+PROGRAM = "train"
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def take_backend_flag(argv):
+    """Removes `--backend=NAME` / `--backend NAME` from `argv` (a list,
+    changed in place); returns NAME or None. Exits with a one-line error
+    for a missing or unknown name."""
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--backend" or arg.startswith("--backend="):
+            if arg == "--backend":
+                if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                    sys.exit(f"{PROGRAM}: error: --backend needs a value: "
+                             f"one of {', '.join(BACKENDS)}.")
+                value = argv.pop(i + 1)
+            else:
+                value = arg.split("=", 1)[1]
+            del argv[i]
+            if value not in BACKENDS:
+                sys.exit(f"{PROGRAM}: error: --backend={value!r} is not "
+                         f"accepted: use one of {', '.join(BACKENDS)}.")
+            return value
+    return None
+
+
+def main():
+    chosen = take_backend_flag(sys.argv)
+    if chosen is not None:
+        if "keras" in sys.modules and os.environ.get(
+                "KERAS_BACKEND", "tensorflow") != chosen:
+            sys.exit(f"{PROGRAM}: error: Keras was imported before "
+                     f"--backend={chosen} could take effect.")
+        os.environ["KERAS_BACKEND"] = chosen
+    # pylint: disable=import-outside-toplevel
+    from tf_sparse import backend
+    from tf_sparse import cli
+    try:
+        backend.require_tensorflow(
+            "tools/train.py (its run engine: tf.data input, tf.distribute, "
+            "tf.train checkpoints)",
+            "Train with Keras's fit and tfs.callbacks.MaskUpdate under this "
+            "backend (README, \"Backends\"), or pass --backend=tensorflow.")
+    except backend.UnsupportedBackendError as error:
+        sys.exit(f"{PROGRAM}: error: {error}")
+    cli.run_training_binary("fashion_mnist")
+
 
 if __name__ == "__main__":
-    cli.run_training_binary("fashion_mnist")
+    main()
