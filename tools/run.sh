@@ -6,7 +6,8 @@
 #
 # Set-up (idempotent, skipped when already done):
 #   * the Debian package dataset-fashion-mnist (real Fashion-MNIST IDX files),
-#   * a virtual environment in .venv with tf-sparse and its dev extras.
+#   * a virtual environment in .venv with tf-sparse and its dev extras (the
+#     test job adds the jax and torch extras: the backend tests).
 # Extra arguments after the job name go to tools/train.py or pytest.
 set -euo pipefail
 
@@ -26,19 +27,29 @@ ensure_data() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist
 }
 
+# ensure_venv EXTRAS: tf-sparse installed with these extras (comma list).
+# The stamp records setup.cfg/pyproject.toml and the extras installed, so a
+# later job that needs no more than those installs nothing.
 ensure_venv() {
+  local extras="${1:-dev}"
   local python="${PYTHON:-python3}"
   local stamp=".venv/.tf_sparse-setup"
-  local want
+  local want have=""
   want="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    return
+  if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ]; then
+    have="$(sed -n 2p "$stamp")"
+    local missing="" extra
+    for extra in ${extras//,/ }; do
+      case ",$have," in *",$extra,"*) ;; *) missing=1 ;; esac
+    done
+    [ -z "$missing" ] && return
+    [ -n "$have" ] && extras="$have,$extras"
   fi
-  echo "== creating .venv and installing tf-sparse[dev] (a few minutes the first time)"
+  echo "== creating .venv and installing tf-sparse[$extras] (a few minutes the first time)"
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
-  echo "$want" > "$stamp"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  printf '%s\n%s\n' "$want" "$extras" > "$stamp"
 }
 
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
@@ -52,7 +63,8 @@ case "$job" in
     ;;
   test)
     ensure_data
-    ensure_venv
+    # The JAX and PyTorch backends, for tests/test_backends.py.
+    ensure_venv dev,jax,torch
     exec .venv/bin/python -m pytest -q "$@"
     ;;
   *)
