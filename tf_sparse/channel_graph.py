@@ -963,17 +963,19 @@ def tied_channel_masks(model, targets, scores, counts):
     Returns:
       dict path -> 0/1 float32 mask: each layer keeps its count of
       channels (equalised among tied layers of one width, `equal_counts`),
-      the channels with the highest score summed over their group.
+      the channels with the highest score summed over their group; None
+      when no two channels are tied (each layer's own choice is then the
+      same as `Layout.exact_mask`'s).
     """
     chosen = [(t, layout, s) for (t, layout), s in zip(targets, scores)
               if counts[t.path] is not None]
     ties = ChannelTies.of(model, [(t.layer.name, t.name, layout)
                                   for t, layout, _ in chosen])
-    sums = [layout.numpy_group_sums(s) for _, layout, s in chosen]
-    units = [layout.units_of(counts[t.path], t.path)
-             for t, layout, _ in chosen]
-    if ties is not None:
-        sums = ties.numpy_tie(sums)
-        units = ties.equal_counts(units)
+    if ties is None:
+        return None
+    sums = ties.numpy_tie([layout.numpy_group_sums(s)
+                           for _, layout, s in chosen])
+    units = ties.equal_counts([layout.units_of(counts[t.path], t.path)
+                               for t, layout, _ in chosen])
     return {t.path: layout.groups_mask(topk.numpy_select_top(s, k))
             for (t, layout, _), s, k in zip(chosen, sums, units)}

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 
 from tf_sparse import backend
+from tf_sparse import channel_graph
 from tf_sparse import distributions
 from tf_sparse import masking
 from tf_sparse import patterns
@@ -325,21 +326,26 @@ def exact_count_mask(scores, count):
     return keep.reshape(np.shape(scores)).astype(np.float32)
 
 
+def initial_scores(target, mask_init, seed, index):
+    """The scores a starting mask keeps the highest of: seeded uniform
+    numbers ("random") or |w| ("magnitude")."""
+    shape = tuple(target.variable.shape)
+    if mask_init == "random":
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+        return rng.random(shape)
+    if mask_init == "magnitude":
+        return np.abs(keras.ops.convert_to_numpy(target.variable))
+    raise ValueError(
+        f"Unknown mask_init {mask_init!r}; accepted: "
+        f"{', '.join(MASK_INITS)}.")
+
+
 def initial_mask(target, count, mask_init, seed, index,
                  pattern="unstructured"):
     """The starting mask of one weight with exactly `count` ones, following
     `pattern` (random: uniformly random groups, or N random of every M;
     magnitude: the groups with the largest summed |w|)."""
-    shape = tuple(target.variable.shape)
-    if mask_init == "random":
-        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        scores = rng.random(shape)
-    elif mask_init == "magnitude":
-        scores = np.abs(keras.ops.convert_to_numpy(target.variable))
-    else:
-        raise ValueError(
-            f"Unknown mask_init {mask_init!r}; accepted: "
-            f"{', '.join(MASK_INITS)}.")
+    scores = initial_scores(target, mask_init, seed, index)
     pattern = patterns.parse(pattern)
     if not pattern.structured:
         return exact_count_mask(scores, count)
@@ -499,6 +505,8 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
         elif counts[t.path] is not None:
             plan.setdefault(t.layer, {})[t.name] = initial_mask(
                 t, counts[t.path], mask_init, seed, index, pattern)
+    if pattern.kind == "channel":
+        _tie_channels(model, targets, plan, given, counts, mask_init, seed)
     if compute == "sparse":
         sparse_convert.check_plan(
             {(layer, name) for layer, named in plan.items() for name in named},
@@ -507,6 +515,24 @@ def sparsify(model, sparsity=None, *, distribution="uniform", keep_dense=(),
     if compute == "sparse":
         sparse_convert.to_sparse_compute(model)
     return model
+
+
+def _tie_channels(model, targets, plan, given, counts, mask_init, seed):
+    """pattern="channel": the starting channels are whole dependency
+    groups (`channel_graph.tied_channel_masks`: scores summed over each
+    group, tied layers of one width keep the same count); unchanged when
+    no channels are tied."""
+    chosen = [(i, t) for i, t in enumerate(targets)
+              if t.path not in given and counts[t.path] is not None]
+    if not chosen:
+        return
+    tied = channel_graph.tied_channel_masks(
+        model, [(t, t.layout("channel")) for _, t in chosen],
+        [initial_scores(t, mask_init, seed, i) for i, t in chosen], counts)
+    if tied is None:
+        return
+    for _, t in chosen:
+        plan[t.layer][t.name] = tied[t.path]
 
 
 def _warn_misfits(targets, given, keep_dense, sparsity, pattern):

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 
 from tf_sparse import backend
+from tf_sparse import channel_graph
 from tf_sparse import patterns
 from tf_sparse import sparsification
 from tf_sparse import topk
@@ -89,6 +90,13 @@ def snip_masks(model, data, loss, sparsity, *, keep_dense=(),
     counts = sparsification.plan_counts(targets, sparsity, "uniform",
                                         keep_dense, pattern)
     chosen = [i for i, t in enumerate(targets) if counts[t.path] is not None]
+    if pattern.kind == "channel":
+        # Whole dependency groups by their summed sensitivity.
+        tied = channel_graph.tied_channel_masks(
+            model, [(targets[i], targets[i].layout(pattern)) for i in chosen],
+            [scores[i] for i in chosen], counts)
+        if tied is not None:
+            return tied
     if pattern.structured:
         return _structured_snip_masks(targets, scores, counts, chosen,
                                       pattern)
