@@ -107,6 +107,43 @@ def sparsify_channels(model, sparsity):
                             keep_dense=["out"])
 
 
+@pytest.mark.parametrize("mask_init", ["random", "magnitude"])
+def test_sparsify_starts_with_whole_groups_and_shrinks(mask_init):
+    model = residual_model(4)
+    with warnings.catch_warnings(action="ignore"):
+        tfs.sparsify(model, 0.5, pattern="channel", keep_dense=["out"],
+                     mask_init=mask_init, seed=4)
+    check_groups_whole_and_shrink(model, data()[0])
+    assert columns(model, "a").sum() == 4 and columns(model, "e").sum() == 3
+
+
+def test_snip_masks_are_whole_groups_by_summed_sensitivity():
+    from tf_sparse.algorithms import snip
+    model = residual_model(5)
+    x, y = data()
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    masks = snip.snip_masks(model, (x, y), loss, 0.5, keep_dense=["out"],
+                            pattern="channel")
+    _, scores = snip.sensitivities(model, (x, y), loss)
+    with warnings.catch_warnings(action="ignore"):
+        tfs.sparsify(model, masks=masks, pattern="channel")
+    check_groups_whole_and_shrink(model, x)
+    # The kept groups are the 4 with the largest sensitivity summed over
+    # a's, b's and the depthwise kernel's channel.
+    by_name = {t.layer.name: s for t, s in zip(
+        tf_sparse_targets(model), scores)}
+    total = (by_name["a"].sum(axis=(0, 1, 2)) + by_name["b"].sum(axis=(0, 1, 2))
+             + by_name["dw"].sum(axis=(0, 1, 3)))
+    expected = np.zeros(8, bool)
+    expected[np.argsort(-total, kind="stable")[:4]] = True
+    np.testing.assert_array_equal(columns(model, "a"), expected)
+
+
+def tf_sparse_targets(model):
+    from tf_sparse import sparsification
+    return sparsification.find_targets(model)
+
+
 def test_engine_static_start_prunes_whole_groups_and_shrinks():
     from tf_sparse import runs
     config = runs.default_config("fashion_mnist")

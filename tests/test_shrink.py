@@ -102,15 +102,18 @@ def test_constants_of_pruned_channels_move_into_the_readers_biases():
     shift_d = (s * _numpy(d.kernel)[0, 0, 1]
                + _numpy(model.get_layer("c").bias)[0]
                * _numpy(d.kernel)[0, 0, 4])
-    np.testing.assert_allclose(shrink_plan.bias_shifts["b"], shift_b,
-                               rtol=1e-6)
-    np.testing.assert_allclose(shrink_plan.bias_shifts["d"], shift_d,
-                               rtol=1e-6)
+    # The plan sums in float32, the hand values in float64: a shift that is
+    # a difference of larger terms (the kernels come from the global seed,
+    # so it depends on the tests run before) differs by a few float32 ulps
+    # of those terms, not of the result.
+    close = dict(rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(shrink_plan.bias_shifts["b"], shift_b, **close)
+    np.testing.assert_allclose(shrink_plan.bias_shifts["d"], shift_d, **close)
     np.testing.assert_allclose(
         _numpy(small.get_layer("b").bias),
-        (_numpy(b.bias) + shift_b)[[0, 2, 3]], rtol=1e-6)
+        (_numpy(b.bias) + shift_b)[[0, 2, 3]], **close)
     np.testing.assert_allclose(_numpy(small.get_layer("d").bias),
-                               _numpy(d.bias) + shift_d, rtol=1e-6)
+                               _numpy(d.bias) + shift_d, **close)
 
 
 def test_a_reader_without_bias_gets_one_for_the_constant():

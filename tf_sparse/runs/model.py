@@ -15,9 +15,7 @@ Example:
 """
 
 import keras
-import numpy as np
 
-from tf_sparse import channel_graph
 from tf_sparse import distribute
 from tf_sparse import models as models_lib
 from tf_sparse import sparsification
@@ -80,36 +78,11 @@ def sparsify(config, model, *, gradual, masks=None):
         sparsity = {pattern: start for pattern in config.prune}
     else:
         sparsity = start
-    if masks is None and start and pattern(config) == "channel":
-        # Static start: random channels, whole dependency groups.
-        targets = sparsification.find_targets(model)
-        rng = np.random.default_rng(config.seed)
-        masks = tied_channels(model, sparsification.plan_counts(
-            targets, sparsity, config.distribution, list(config.keep_dense),
-            "channel"), {t.path: rng.random(t.shape) for t in targets})
     return sparsification.sparsify(
         model, sparsity=sparsity, distribution=config.distribution,
         keep_dense=list(config.keep_dense), seed=config.seed,
         rescale_weights=config.rescale_init, masks=masks,
         pattern=pattern(config))
-
-
-def tied_channels(model, counts, scores):
-    """Channel masks keeping `counts[path]` weights of each target (None:
-    dense) by `scores[path]` summed over whole dependency groups
-    (`channel_graph.tied_channel_masks`), or None when no channels of the
-    model are tied (then `sparsify`'s own per-layer choice is the same
-    kind of choice)."""
-    targets = [(t, t.layout("channel"))
-               for t in sparsification.find_targets(model)
-               if counts.get(t.path) is not None]
-    ties = channel_graph.ChannelTies.of(
-        model, [(t.layer.name, t.name, layout) for t, layout in targets])
-    if ties is None:
-        return None
-    return channel_graph.tied_channel_masks(
-        model, targets, [np.asarray(scores[t.path]) for t, _ in targets],
-        {t.path: counts[t.path] for t, _ in targets})
 
 
 def pattern(config):

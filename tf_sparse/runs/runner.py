@@ -44,7 +44,6 @@ from tf_sparse import distribute
 from tf_sparse import flops
 from tf_sparse import masking
 from tf_sparse import training
-from tf_sparse.algorithms import snip
 from tf_sparse.runs import algorithm as algorithm_lib
 from tf_sparse.runs import config as config_lib
 from tf_sparse.runs import model as model_lib
@@ -135,20 +134,10 @@ def _config_masks(config, data, algorithm, loss):
                                  algorithm.batch_size or data.batch_size)
 
         def masks(dense):
-            found = algorithm.initial_masks(
+            return algorithm.initial_masks(
                 dense, batch, loss, config.sparsity,
                 keep_dense=list(config.keep_dense),
                 pattern=model_lib.pattern(config))
-            if model_lib.pattern(config) != "channel":
-                return found
-            # Whole dependency groups by their summed sensitivity, each
-            # layer keeping SNIP's count.
-            targets, scores = snip.sensitivities(dense, batch, loss)
-            tied = model_lib.tied_channels(
-                dense, {t.path: (int(found[t.path].sum()) if t.path in found
-                                 else None) for t in targets},
-                {t.path: s for t, s in zip(targets, scores)})
-            return found if tied is None else tied
 
     def sparsify(dense):
         return model_lib.sparsify(
