@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import channel_graph
 from tf_sparse import cloning
 from tf_sparse import masking
 from tf_sparse import saving
@@ -80,6 +81,7 @@ class ACDC(base.MaskAlgorithm):
                  end_sparse=0.15, total_steps=None, tail="dense",
                  scope="global", reset_momentum=True, schedule=None):
         super().__init__()
+        self._ties = None   # set by attach (channel pattern)
         if scope not in magnitude.SCOPES:
             raise ValueError(
                 f"ACDC scope={scope!r} is not accepted: use one of "
@@ -147,6 +149,10 @@ class ACDC(base.MaskAlgorithm):
         self._targets = magnitude.resolve_sparsity(
             self.weights, self.sparsity, "ACDC sparsity")
         self._core = _core_model(model)
+        # Channel pattern: tied channels (one dependency group) go together.
+        self._ties = channel_graph.ChannelTies.of(
+            self._core, [(mw.layer.name, mw.name, magnitude.weight_layout(mw))
+                         for mw in self.weights])
         if self.reset_momentum is not False:
             optimizer_state.check_slots(getattr(model, "optimizer", None),
                                         "ACDC")
@@ -194,11 +200,11 @@ class ACDC(base.MaskAlgorithm):
         if self.scope == "global":
             sparsity = tf.constant(self._targets[0], tf.float32)
             new = magnitude.magnitude_masks(self.weights, sparsity, "global",
-                                            False)
+                                            False, self._ties)
         else:
             new = magnitude.magnitude_masks(
                 self.weights, [tf.constant(t, tf.float32) for t in self._targets],
-                "layerwise", False)
+                "layerwise", False, self._ties)
         for mw, mask in zip(self.weights, new):
             mw.mask.assign(mask)
         flat = tf.concat([tf.reshape(m, [-1]) for m in new], axis=0)
