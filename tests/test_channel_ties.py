@@ -190,6 +190,18 @@ def test_gmp_prunes_whole_groups_and_shrinks():
     assert columns(model, "a").sum() == 4 and columns(model, "e").sum() == 3
 
 
+def test_acdc_compresses_to_whole_groups_and_shrinks():
+    model = sparsify_channels(residual_model(6), 0.0)
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    acdc = tfs.algorithms.ACDC(0.5, warmup=2, phase_length=2, end_sparse=2,
+                               total_steps=8, scope="layerwise")
+    x, y = data()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[tfs.callbacks.MaskUpdate(acdc)])
+    check_groups_whole_and_shrink(model, x)
+
+
 @pytest.mark.parametrize("name", ["SET", "RigL", "SparseMomentum"])
 def test_prune_and_grow_keeps_groups_whole_and_shrinks(name):
     model = residual_model(2)
