@@ -73,6 +73,15 @@ def attach(model, algorithm):
 def _attach_eager(model, algorithm):
     """`attach` under JAX / PyTorch: the algorithm only (no train-step hook;
     `EagerUpdates` runs its updates)."""
+    if (getattr(algorithm, "needs_gradient", False)
+            and getattr(algorithm, "gradient_source", None) == "tape"):
+        raise backend.UnsupportedBackendError(
+            f"{type(algorithm).__name__}(gradient_source='tape') records the "
+            "gradient with tf.GradientTape, which sees nothing on the "
+            f"{backend.name()!r} backend. Use gradient_source='optimizer' "
+            "(the default): here it is the gradient of the update step's "
+            "batch at the weights before that step, computed with the "
+            "backend's autodiff.")
     previous = getattr(model, _ALGORITHM, None)
     if previous is not None:
         detach(model)
