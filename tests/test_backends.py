@@ -1,10 +1,12 @@
 """The backend subset (tests/backends) under JAX and PyTorch, and one
-sparse-momentum update compared across TensorFlow, JAX and PyTorch.
+sparse-momentum update and one RigL update compared across TensorFlow, JAX
+and PyTorch.
 
 Keras fixes its backend when it is first imported, so each backend runs in
-its own process (`KERAS_BACKEND=<name> python -m pytest tests/backends`);
-the normal suite runs tests/backends itself on TensorFlow. A backend whose
-package is not installed is skipped, saying how to install it.
+its own process (`KERAS_BACKEND=<name> python -m pytest tests/backends`,
+JAX and PyTorch at the same time); the normal suite runs tests/backends
+itself on TensorFlow. A backend whose package is not installed is skipped,
+saying how to install it.
 """
 
 import importlib.util
@@ -15,7 +17,13 @@ import sys
 import numpy as np
 import pytest
 
+import tf_sparse  # noqa: F401  (the backend of this process)
+from tf_sparse import backend as keras_backend
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "backends"))
+import sm_update_script  # noqa: E402
+
 OTHER_BACKENDS = ("jax", "torch")
 
 
@@ -30,42 +38,65 @@ def _needs(name):
         f"'tf-sparse[{name}]' (bash tools/run.sh test installs it)")
 
 
+def _env(backend, **extra):
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+                **extra)
+
+
 def _run(backend, args, timeout=600):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, *args], cwd=ROOT,
+                          env=_env(backend), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def subset_runs(tmp_path_factory):
+    """{backend: (return code, output, sparse-momentum .npz path)} of
+    tests/backends run under each installed other backend, concurrently."""
+    folder = tmp_path_factory.mktemp("backends")
+    running = {}
+    for name in OTHER_BACKENDS:
+        if not _installed(name):
+            continue
+        npz = str(folder / f"{name}.npz")
+        running[name] = (subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "tests/backends"], cwd=ROOT,
+            env=_env(name, TF_SPARSE_SM_OUT=npz), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True), npz)
+    done = {}
+    for name, (process, npz) in running.items():
+        output, _ = process.communicate(timeout=900)
+        done[name] = (process.returncode, output, npz)
+    return done
 
 
 @pytest.mark.parametrize("backend", [
     pytest.param(name, marks=_needs(name)) for name in OTHER_BACKENDS])
-def test_backend_subset_passes(backend):
-    done = _run(backend, ["-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "tests/backends"])
-    tail = (done.stdout + done.stderr)[-4000:]
-    assert done.returncode == 0, tail
-    summary = done.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary, tail
+def test_backend_subset_passes(backend, subset_runs):
+    code, output, _ = subset_runs[backend]
+    assert code == 0, output[-4000:]
+    summary = output.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary, output[-4000:]
 
 
-def test_one_sparse_momentum_update_picks_the_same_masks_everywhere(
-        tmp_path):
-    backends = ["tensorflow"] + [b for b in OTHER_BACKENDS if _installed(b)]
-    if len(backends) == 1:
+def test_sparse_momentum_and_rigl_updates_pick_the_same_masks_everywhere(
+        tmp_path, subset_runs):
+    if not keras_backend.is_tensorflow():
+        pytest.skip("compares against this process's TensorFlow backend")
+    if not subset_runs:
         pytest.skip("neither jax nor torch is installed: pip install "
                     "'tf-sparse[jax]' or 'tf-sparse[torch]'")
-    results = {}
-    for backend in backends:
-        path = str(tmp_path / f"{backend}.npz")
-        done = _run(backend, ["tests/backends/sm_update_script.py", path])
-        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-        results[backend] = dict(np.load(path))
-    reference = results["tensorflow"]
+    path = str(tmp_path / "tensorflow.npz")
+    sm_update_script.main(path)
+    reference = dict(np.load(path))
     # One update, after step 2, dropping 12 weights (worked out on
     # TensorFlow; the other backends must agree).
     assert reference["update_steps"].tolist() == [2]
     assert reference["dropped"].tolist() == [12]
-    for backend in backends[1:]:
-        other = results[backend]
+    for backend, (code, output, npz) in subset_runs.items():
+        assert os.path.exists(npz), output[-4000:]
+        other = dict(np.load(npz))
         for i in range(3):
             np.testing.assert_array_equal(
                 other[f"mask{i}"], reference[f"mask{i}"],
@@ -75,6 +106,17 @@ def test_one_sparse_momentum_update_picks_the_same_masks_everywhere(
                                            rtol=1e-5, atol=1e-7,
                                            err_msg=f"{backend}: {key}")
         assert other["dropped"].tolist() == [12]
+        # RigL: the grow score is the gradient of step 2's batch at the
+        # weights before step 2, read from the optimizer on TensorFlow and
+        # recomputed with the backend's autodiff elsewhere.
+        for i in range(3):
+            np.testing.assert_array_equal(
+                other[f"rigl_mask{i}"], reference[f"rigl_mask{i}"],
+                err_msg=f"{backend}: RigL masks of layer {i}")
+            np.testing.assert_allclose(
+                other[f"rigl_kernel{i}"], reference[f"rigl_kernel{i}"],
+                rtol=1e-5, atol=1e-7, err_msg=f"{backend}: RigL kernel {i}")
+        assert other["rigl_grown"].tolist() == [5]
 
 
 def _error_line(done):
@@ -84,18 +126,17 @@ def _error_line(done):
     return lines[0]
 
 
-@pytest.mark.parametrize("backend", [
-    pytest.param(name, marks=_needs(name)) for name in OTHER_BACKENDS])
-def test_train_binary_names_the_backend_its_engine_needs(backend):
-    done = _run("tensorflow", ["tools/train.py", f"--backend={backend}",
+@_needs("jax")
+def test_train_binary_names_the_backend_its_engine_needs():
+    done = _run("tensorflow", ["tools/train.py", "--backend=jax",
                                "--config=configs/fashion_mnist/"
                                "lenet300_static.py", "--workdir=unused"])
     assert done.returncode == 1
     assert _error_line(done) == (
         "train: error: tools/train.py (its run engine: tf.data input, "
         "tf.distribute, tf.train checkpoints) needs the tensorflow backend "
-        f"of Keras; this process runs Keras on '{backend}' (KERAS_BACKEND, "
-        "fixed when keras is first imported). Train with Keras's fit and "
+        "of Keras; this process runs Keras on 'jax' (KERAS_BACKEND, fixed "
+        "when keras is first imported). Train with Keras's fit and "
         "tfs.callbacks.MaskUpdate under this backend (README, \"Backends\"), "
         "or pass --backend=tensorflow.")
 

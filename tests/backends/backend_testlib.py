@@ -86,3 +86,17 @@ class StepLog(keras.callbacks.Callback):
             counts.append(int(np.count_nonzero(m)))
         self.pruned_nonzero.append(bad)
         self.counts[self.step] = tuple(counts)
+
+
+def summary_steps(log_dir):
+    """{tag: sorted steps} of the scalars in the event files of `log_dir`
+    (read with TensorFlow, which tf-sparse's summaries write with)."""
+    import glob  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    found = {}
+    for path in glob.glob(f"{log_dir}/events.*"):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found.setdefault(value.tag, set()).add(int(event.step))
+    return {tag: sorted(steps) for tag, steps in found.items()}

@@ -1,5 +1,6 @@
-"""One sparse-momentum update on the backend of this process; writes the
-masks, weights and momentum buffers after it to an .npz file.
+"""One sparse-momentum update and one RigL update on the backend of this
+process; writes the masks, weights and momentum buffers after them to an
+.npz file.
 
     KERAS_BACKEND=jax python tests/backends/sm_update_script.py out.npz
 
@@ -62,6 +63,17 @@ def main(path):
     history = algorithm.update_history()
     out["update_steps"] = np.array([h["step"] for h in history])
     out["dropped"] = np.array([h["dropped"] for h in history])
+    # RigL on the same start: grows by the dense gradient of step 2's batch
+    # at the weights before step 2 (TensorFlow reads it from the optimizer,
+    # the other backends recompute it), and skips step 2's optimizer step.
+    model, x, y = build()
+    rigl = tfs.algorithms.RigL(total_steps=3, every=2, end=1.0)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+              callbacks=[tfs.callbacks.MaskUpdate(rigl)])
+    for i, mw in enumerate(tfs.masked_weights(model)):
+        out[f"rigl_mask{i}"] = keras.ops.convert_to_numpy(mw.mask)
+        out[f"rigl_kernel{i}"] = keras.ops.convert_to_numpy(mw.variable)
+    out["rigl_grown"] = np.array([h["grown"] for h in rigl.update_history()])
     np.savez(path, **out)
 
 

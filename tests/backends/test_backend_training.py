@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import backend_testlib as lib
+import sm_update_script
 import tf_sparse as tfs
 from tf_sparse import backend
 from tf_sparse import distribute
@@ -77,22 +78,26 @@ def _algorithm(name, seed=0):
     raise ValueError(name)
 
 
-def _run(name, seed=0, epochs=EPOCHS, optimizer=None):
+def _run(name, seed=0, epochs=EPOCHS, optimizer=None, log_dir=None):
     sparsity = 0.0 if name in ("gmp", "acdc") else 0.8
     model = lib.compiled(optimizer or keras.optimizers.SGD(0.1, momentum=0.9),
                          sparsity=sparsity)
     algorithm = _algorithm(name, seed)
     log = lib.StepLog(model)
+    callbacks = [tfs.callbacks.MaskUpdate(algorithm), log]
+    if log_dir is not None:
+        callbacks += [tfs.callbacks.SparsitySummaries(log_dir),
+                      tfs.callbacks.MaskUpdateSummaries(log_dir, algorithm)]
     model.fit(*lib.data(), batch_size=BATCH, epochs=epochs, shuffle=False,
-              verbose=0,
-              callbacks=[tfs.callbacks.MaskUpdate(algorithm), log])
+              verbose=0, callbacks=callbacks)
     return model, algorithm, log
 
 
 @pytest.mark.parametrize("name", ["set", "rigl", "sparse_momentum"])
-def test_prune_and_grow_keeps_exact_counts_after_every_update(name):
+def test_prune_and_grow_keeps_exact_counts_after_every_update(name,
+                                                             tmp_path):
     start = lib.masks(lib.compiled(keras.optimizers.SGD(0.1)))
-    model, algorithm, log = _run(name)
+    model, algorithm, log = _run(name, log_dir=str(tmp_path))
     assert log.pruned_nonzero == [0] * TOTAL
     totals = {sum(c) for c in log.counts.values()}
     assert totals == {163}                      # 51 + 102 + 10, every step
@@ -106,6 +111,10 @@ def test_prune_and_grow_keeps_exact_counts_after_every_update(name):
     assert sum(h["dropped"] for h in history) > 0
     moved = sum(int(np.sum(a != b)) for a, b in zip(start, lib.masks(model)))
     assert moved > 0
+    # TensorBoard: density at each epoch end, each update's counts.
+    tags = lib.summary_steps(str(tmp_path))
+    assert tags["sparsity/density"] == [6, 12]
+    assert tags["mask_update/dropped"] == expected
 
 
 def test_gmp_reaches_each_scheduled_count_after_every_update():
@@ -278,6 +287,17 @@ def test_gradient_ema_is_refused_with_the_reason():
                   callbacks=[tfs.callbacks.MaskUpdate(algorithm)])
 
 
+@needs_other_backend
+def test_tape_gradients_are_refused_with_the_alternative():
+    model = lib.compiled(keras.optimizers.SGD(0.1, momentum=0.9))
+    algorithm = tfs.algorithms.RigL(total_steps=24, every=4,
+                                    gradient_source="tape")
+    with pytest.raises(backend.UnsupportedBackendError,
+                       match="gradient_source='tape'.*gradient_source="
+                       "'optimizer' .the default."):
+        tfs.training.attach(model, algorithm)
+
+
 @pytest.mark.skipif(backend.name() != "jax",
                     reason="PyTorch refuses steps_per_execution > 1 itself; "
                     "TensorFlow updates inside the execution")
@@ -289,3 +309,17 @@ def test_updates_between_steps_need_one_step_per_execution():
     with pytest.raises(ValueError, match="steps_per_execution=1"):
         model.fit(*lib.data(), batch_size=BATCH, epochs=1, verbose=0,
                   callbacks=[tfs.callbacks.MaskUpdate(_algorithm("set"))])
+
+
+def test_one_sparse_momentum_and_one_rigl_update(tmp_path):
+    """The updates tests/test_backends.py compares across backends (it sets
+    TF_SPARSE_SM_OUT to collect the file)."""
+    path = os.environ.get("TF_SPARSE_SM_OUT") or str(tmp_path / "sm.npz")
+    sm_update_script.main(path)
+    result = np.load(path)
+    assert result["update_steps"].tolist() == [2]
+    assert result["dropped"].tolist() == [12]
+    assert [int(result[f"mask{i}"].sum()) for i in range(3)] == [37, 29, 15]
+    assert result["rigl_grown"].tolist() == [5]
+    assert [int(result[f"rigl_mask{i}"].sum()) for i in range(3)] == [
+        41, 33, 7]                              # in place: as sparsified
