@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tf_sparse as tfs
+from tf_sparse.algorithms import sparse_form
 
 STEPS = 16          # 4 epochs of 4 batches
 SPARSITY = 0.8
@@ -182,3 +183,20 @@ def test_algorithms_without_a_sparse_form_are_refused():
     with pytest.raises(ValueError, match="GMP changes masks of dense layers "
                        "and has no sparse-form update"):
         tfs.training.attach(model, gmp)
+
+
+def test_gradient_growth_in_chunks_of_a_few_units_equals_one_chunk():
+    """RigL's dense gradient formed a few output units at a time (48
+    entries: 4, 2 and 3 units of fc1, fc2, out; each chunk keeps its best
+    candidates) grows exactly the weights one whole-layer chunk grows."""
+    histories = []
+    for chunk in (48, sparse_form.CHUNK_ENTRIES):
+        model = make("sparse")
+        update = sparse_form.SparseFormUpdate(ALGORITHMS["rigl"](),
+                                              chunk_entries=chunk)
+        _, history = train(model, update, epochs=1)   # update at step 4
+        histories.append(history)
+    assert _changed(histories[0]) >= 1
+    for a, b in zip(*histories):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
