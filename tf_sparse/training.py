@@ -171,8 +171,10 @@ class EagerUpdates:
 
     def train_begin(self):
         """At the start of `fit`: reads the step, checks the execution size,
-        installs the train function."""
+        installs the train function (rebuilt even for a static algorithm:
+        masks changed between two `fit` calls must not stay traced in)."""
         if self._static:
+            self.model.make_train_function(force=True)
             return
         if int(getattr(self.model, "steps_per_execution", 1) or 1) != 1:
             raise ValueError(
