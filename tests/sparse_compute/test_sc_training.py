@@ -206,3 +206,30 @@ def test_unsparsify_gives_the_dense_weights_back():
     np.testing.assert_allclose(sparse.predict(x, verbose=0),
                                masked.predict(x, verbose=0), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_sequence_input_and_a_bfloat16_layer_train_like_the_masked_model():
+    """A Dense on [batch, 5, 8] (rank 3) under the mixed_bfloat16 policy
+    runs the dense-scatter path (no bfloat16 kernels) and trains like the
+    masked model, to bfloat16 rounding."""
+    def model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((5, 8))
+        x = keras.layers.Dense(6, dtype="mixed_bfloat16", name="a")(inputs)
+        x = keras.layers.Flatten(name="flat")(x)
+        return keras.Model(inputs, keras.layers.Dense(3, name="b")(x))
+
+    x = np.random.default_rng(0).normal(size=(4, 5, 8)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    results = []
+    for compute in ("masked", "sparse"):
+        m = tfs.sparsify(model(), 0.5, seed=1, compute=compute)
+        m.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True))
+        loss = m.fit(x, y, epochs=2, verbose=0).history["loss"]
+        results.append((m.predict(x, verbose=0), loss))
+    (p_masked, l_masked), (p_sparse, l_sparse) = results
+    assert tfs.sparse_compute.sparse_kernels(m)[0][1].nonzeros() == 24
+    np.testing.assert_allclose(l_sparse, l_masked, rtol=5e-3)
+    np.testing.assert_allclose(p_sparse, p_masked, rtol=2e-2, atol=2e-2)
