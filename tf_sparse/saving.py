@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from tf_sparse import masking
+from tf_sparse import sparse_compute
 from tf_sparse import sparsification
 
 _MASKS = "tf_sparse/masks.npz"
@@ -68,6 +69,14 @@ def save_model(model, filepath, **kwargs):
     if not str(filepath).endswith(".keras"):
         raise ValueError(
             f"filepath must end in .keras, got {str(filepath)!r}.")
+    if sparse_compute.is_sparse_compute(model):
+        # Layers holding only their nonzeros: structure and slots too.
+        if kwargs:
+            raise ValueError(
+                f"Model {model.name!r} computes sparse; its file takes no "
+                f"model.save options, got {sorted(kwargs)}.")
+        sparse_compute.save_model(model, filepath)
+        return
     model.save(filepath, **kwargs)
     masks = {mw.path: keras.ops.convert_to_numpy(mw.mask).astype(np.uint8)
              for mw in masking.masked_weights(model)}
@@ -145,7 +154,11 @@ def _read(filepath):
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Loads a `.keras` file written by `save_model`, masks (and their
-    sparsity pattern) attached."""
+    sparsity pattern) attached; a file of a model computing sparse comes
+    back computing sparse (`tf_sparse.sparse_compute.load_model`)."""
+    if sparse_compute.is_sparse_compute_file(filepath):
+        return sparse_compute.load_model(filepath, compile=compile,
+                                         custom_objects=custom_objects)
     masks, info = _read(filepath)
     pattern = _pattern_of(filepath, info)
     try:
