@@ -233,3 +233,27 @@ def test_sequence_input_and_a_bfloat16_layer_train_like_the_masked_model():
     assert tfs.sparse_compute.sparse_kernels(m)[0][1].nonzeros() == 24
     np.testing.assert_allclose(l_sparse, l_masked, rtol=5e-3)
     np.testing.assert_allclose(p_sparse, p_masked, rtol=2e-2, atol=2e-2)
+
+
+def test_tfs_save_and_load_model_keep_the_sparse_form(tmp_path):
+    x, y = mixed_data()
+    model = make("sparse", keras.optimizers.SGD(0.1, momentum=0.9))
+    model.fit(x, y, batch_size=12, epochs=1, shuffle=False, verbose=0)
+    path = os.path.join(tmp_path, "model.keras")
+    tfs.save_model(model, path)
+    assert tfs.sparse_compute.is_sparse_compute_file(path)
+    loaded = tfs.load_model(path)
+    assert _nonzeros(loaded) == _nonzeros(model)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
+    assert int(loaded.optimizer.iterations.numpy()) == 4
+    with pytest.raises(ValueError, match=r"computes sparse; its file takes "
+                       r"no model.save options, got \['zipped'\]"):
+        tfs.save_model(model, path, zipped=True)
+    # A masked model's file is not taken for one.
+    masked = make("masked", keras.optimizers.Adam())
+    tfs.save_model(masked, os.path.join(tmp_path, "masked.keras"))
+    assert not tfs.sparse_compute.is_sparse_compute_file(
+        os.path.join(tmp_path, "masked.keras"))
+    assert not tfs.sparse_compute.is_sparse_compute_file(
+        os.path.join(tmp_path, "missing.keras"))

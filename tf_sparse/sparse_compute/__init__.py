@@ -30,5 +30,6 @@ from tf_sparse.sparse_compute.convert import to_sparse_compute
 from tf_sparse.sparse_compute.layers import is_sparse_compute
 from tf_sparse.sparse_compute.layers import plain_copy
 from tf_sparse.sparse_compute.layers import sparse_kernels
+from tf_sparse.sparse_compute.saving import is_sparse_compute_file
 from tf_sparse.sparse_compute.saving import load_model
 from tf_sparse.sparse_compute.saving import save_model

@@ -69,6 +69,17 @@ def save_model(model, filepath):
         archive.writestr(INFO, json.dumps(info))
 
 
+def is_sparse_compute_file(filepath):
+    """True when `filepath` is a `.keras` file written by `save_model`
+    (False for other files, unreadable ones included: their reader says
+    what is wrong)."""
+    try:
+        with zipfile.ZipFile(filepath) as archive:
+            return INFO in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _read(filepath):
     with zipfile.ZipFile(filepath) as archive:
         members = set(archive.namelist())
