@@ -117,6 +117,18 @@ def test_prune_and_grow_keeps_exact_counts_after_every_update(name,
     assert tags["mask_update/dropped"] == expected
 
 
+def test_sparse_momentum_reads_adamw_moments():
+    # m / (sqrt(v) + epsilon) from AdamW's own slot variables.
+    model, algorithm, log = _run("sparse_momentum", epochs=1,
+                                 optimizer=keras.optimizers.AdamW(0.01))
+    assert log.pruned_nonzero == [0] * STEPS_PER_EPOCH
+    assert {sum(c) for c in log.counts.values()} == {163}
+    assert algorithm.momentum_from == "optimizer"
+    history = algorithm.update_history()
+    assert [h["step"] for h in history] == [3, 6]
+    assert all(h["dropped"] > 0 for h in history)
+
+
 def test_gmp_reaches_each_scheduled_count_after_every_update():
     model, algorithm, log = _run("gmp")
     assert log.pruned_nonzero == [0] * TOTAL
