@@ -148,6 +148,15 @@ def report(results, args):
                 f"{(med['set'] - med['static']) / updates:.3f}",
                 (f"{med['dense'] / dense_tf[model_name]:.2f}x"
                  if model_name in dense_tf else "-")])
+    fastest = []
+    for result in results:
+        for model_name, by_variant in result["seconds"].items():
+            low = {v: min(t) for v, t in by_variant.items()}
+            fastest.append([
+                result["backend"], model_name, f"{low['dense']:.2f}",
+                f"{low['static']:.2f}", f"{low['set']:.2f}",
+                f"{low['static'] / low['dense']:.2f}x",
+                f"{low['set'] / low['dense']:.2f}x"])
     header = ["backend", "model", "dense s/epoch", "static s/epoch",
               "SET s/epoch", "static/dense", "SET/dense",
               "s per SET update", "dense/TF dense"]
@@ -166,7 +175,11 @@ def report(results, args):
         "Default `jit_compile` of each backend (XLA on JAX, none on "
         "TensorFlow CPU and PyTorch). Written by "
         "benchmarks/backend_epoch_time.py.\n\n"
-        + common.markdown_table(header, rows))
+        + common.markdown_table(header, rows)
+        + "\nFastest round of each (the rounds of a variant differ by up to "
+        "20x on PyTorch on this loaded 2-core machine, where its thread pool "
+        "competes with other processes; TensorFlow and JAX vary little):\n\n"
+        + common.markdown_table(header[:7], fastest))
     machine = common.machine_info()
     for result in results:
         machine.update(result["versions"])
@@ -185,6 +198,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--report_only", action="store_true",
+                        help="rewrite the .md from the .json's figures")
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
     for name in args.models:
@@ -192,6 +207,14 @@ def main():
             parser.error(f"--models: {name!r} is not one of {MODELS}")
     if args.worker:
         worker(args)
+        return
+    if args.report_only:
+        with open(os.path.join(common.RESULTS,
+                               "backend_epoch_time.json")) as f:
+            saved = json.load(f)
+        args = argparse.Namespace(**saved["config"])
+        (_, md_path), text = report(saved["results"], args)
+        print(text)
         return
     backends = [b for b in args.backends.split(",") if b]
     for name in backends:
@@ -202,7 +225,7 @@ def main():
     if missing:
         parser.error(f"not installed: {', '.join(missing)} (pip install "
                      f"'tf-sparse[{missing[0]}]')")
-    del args.worker
+    del args.worker, args.report_only
     results = [run_backend(b, args) for b in backends]
     (json_path, md_path), text = report(results, args)
     print(text)
