@@ -8,11 +8,14 @@ earlier recipe, not the reference's: Keras's decoupled weight decay,
 Keras's (Glorot) initialisation with kept weights rescaled by
 1/sqrt(density), lr x0.1 at 50% and 75%, no validation split.
 
-Each case is run again, through `tf_sparse.runs.run`, in three settings:
+Each case is run again, through `tf_sparse.runs.run`, in these settings:
 
 - `recorded`: the settings the table was made with (does it reproduce?);
 - `no_rescale`: the same without the 1/sqrt(density) rescale;
-- `reference`: the current config (sparse momentum's reference recipe).
+- `reference`: the current config (sparse momentum's reference recipe);
+- `reference_erk`: the reference with ERK layer densities instead of uniform
+  ones (for the LeNet-5 runs of the 10-epoch table that collapsed at 1% and
+  2%: at 1% uniform, conv1 keeps 5 of its 500 weights).
 
 For every run the script keeps the training loss every 20 steps (from the
 run's TensorBoard log), the first step at which it sat at ln(10) (a
@@ -22,7 +25,7 @@ dead (zero for all of 1,000 test images), the largest |weight| per layer,
 and the spread of the logits across images.
 
 Usage:
-  python benchmarks/dst_failures.py                 # all cases, ~1 hour
+  python benchmarks/dst_failures.py                 # all cases, ~1.5 hours
   python benchmarks/dst_failures.py --cases=lenet300_rigl_2_19
 Writes benchmarks/results/dst_failures.{json,md}; finished runs are kept.
 """
@@ -45,12 +48,18 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 import dst_accuracy  # noqa: E402
 
-# model, method, density, seed: the runs the first tables lost.
+# model, method, density, seed, epochs: the runs the first tables lost
+# (5 epochs, the earlier recipe), then the runs of the LeNet-5 table at 10
+# epochs with the reference recipe that ended collapsed.
 CASES = {
-    "lenet5_sparse_momentum_2_19": ("lenet5", "sparse_momentum", 0.02, 19),
-    "lenet5_rigl_5_18": ("lenet5", "rigl", 0.05, 18),
-    "lenet5_rigl_10_18": ("lenet5", "rigl", 0.1, 18),
-    "lenet300_rigl_2_19": ("lenet300", "rigl", 0.02, 19),
+    "lenet5_sparse_momentum_2_19": ("lenet5", "sparse_momentum", 0.02, 19, 5),
+    "lenet5_rigl_5_18": ("lenet5", "rigl", 0.05, 18, 5),
+    "lenet5_rigl_10_18": ("lenet5", "rigl", 0.1, 18, 5),
+    "lenet300_rigl_2_19": ("lenet300", "rigl", 0.02, 19, 5),
+    "lenet5_static_1_17": ("lenet5", "static", 0.01, 17, 10),
+    "lenet5_set_1_17": ("lenet5", "set", 0.01, 17, 10),
+    "lenet5_rigl_1_17": ("lenet5", "rigl", 0.01, 17, 10),
+    "lenet5_static_2_17": ("lenet5", "static", 0.02, 17, 10),
 }
 # The recipe of the first tables (before the configs followed the reference).
 RECORDED = dict(validation_fraction=0.0, lr_boundaries=(0.5, 0.75),
@@ -60,8 +69,10 @@ SETTINGS = {
     "recorded": RECORDED,
     "no_rescale": {**RECORDED, "rescale_init": False},
     "reference": {},
+    # The reference recipe with ERK layer densities instead of uniform ones
+    # (conv1 keeps 5 of its 500 weights at 1% uniform).
+    "reference_erk": {"distribution": "erk"},
 }
-EPOCHS = 5
 CHANCE_LOSS = math.log(10.0)
 
 
@@ -122,11 +133,11 @@ def run_case(case, setting):
     import numpy as np
     from tf_sparse import runs
 
-    model, method, density, seed = CASES[case]
+    model, method, density, seed, epochs = CASES[case]
     config = dst_accuracy.load_config(model, method)
     for key, value in SETTINGS[setting].items():
         config[key] = value
-    config.epochs = EPOCHS
+    config.epochs = epochs
     config.seed = seed
     config.sparsity = round(1.0 - density, 6)
     config.log_every_steps = 20
@@ -143,7 +154,7 @@ def run_case(case, setting):
         shutil.rmtree(workdir, ignore_errors=True)
     return {"case": case, "setting": setting, "model": model,
             "method": method, "density": density, "seed": seed,
-            "epochs": EPOCHS, "overrides": SETTINGS[setting],
+            "epochs": epochs, "overrides": SETTINGS[setting],
             "test_error": 100.0 * (1.0 - results["test_accuracy"]),
             "test_loss": results["test_loss"],
             "diverged": (results.get("diverged") or {}).get("message"),
@@ -160,13 +171,16 @@ def run_case(case, setting):
 def markdown(payload):
     lines = ["# Diagnosis of the runs that ended at chance "
              "(benchmarks/dst_failures.py)", "",
-             f"{EPOCHS} epochs, the configs of benchmarks/dst_accuracy.py at "
-             "the case's density and seed. `recorded`: the first tables' "
+             "The configs of benchmarks/dst_accuracy.py at the case's "
+             "density and seed, for the number of epochs of the table the "
+             "case comes from. `recorded`: the first tables' "
              "recipe (decoupled weight decay, Keras init rescaled by "
              "1/sqrt(density), lr x0.1 at 50%/75%, no validation split); "
              "`no_rescale`: the same without the rescale; `reference`: the "
-             "current config (sparse momentum's reference recipe).", ""]
-    header = ["case", "setting", "test error %", "at chance from step",
+             "current config (sparse momentum's reference recipe); "
+             "`reference_erk`: the same with ERK layer densities instead of "
+             "uniform ones.", ""]
+    header = ["case", "epochs", "setting", "test error %", "at chance from step",
               "dead ReLU units per layer", "max abs weight per layer",
               "logit std"]
     rows = []
@@ -180,7 +194,8 @@ def markdown(payload):
                        for v in net.values()
                        if "logit_std_across_images" in v), "")
         chance = r["chance_from_step"]
-        rows.append([r["case"], r["setting"], f"{r['test_error']:.2f}",
+        rows.append([r["case"], str(r["epochs"]), r["setting"],
+                     f"{r['test_error']:.2f}",
                      "-" if chance is None else str(chance), dead, big,
                      spread])
     lines.append(common.markdown_table(header, rows))
