@@ -59,9 +59,34 @@ def build(config, data, *, policy="float32", sync_batch_norm=False,
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True
     if config.init_weights:
-        model.set_weights(keras.saving.load_model(
-            config.init_weights, compile=False).get_weights())
+        model.set_weights(init_weights(config.init_weights, model))
     return model
+
+
+def init_weights(path, model):
+    """The weights of the `.keras` file `path` (`config.init_weights`), for
+    `model`. A missing, damaged or foreign file, or one for another
+    architecture, is a ValueError naming the key, the file and the fix."""
+    fix = ("point config.init_weights at a .keras file saved from this "
+           "model (model.save or tfs.save_model), or set it to ''")
+    try:
+        source = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # pylint: disable=broad-except
+        # Keras raises ValueError, OSError, zipfile.BadZipFile, EOFError,
+        # KeyError... for missing, truncated or foreign files.
+        raise ValueError(
+            f"config.init_weights={path!r} cannot be loaded "
+            f"({type(error).__name__}: {error}); {fix}.") from error
+    weights = source.get_weights()
+    shapes = [tuple(w.shape) for w in weights]
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    if shapes != expected:
+        raise ValueError(
+            f"config.init_weights={path!r} holds the weights of another "
+            f"model ({len(shapes)} arrays, first shapes {shapes[:3]}; this "
+            f"run's model has {len(expected)}, first shapes "
+            f"{expected[:3]}); {fix}.")
+    return weights
 
 
 def sparsify(config, model, *, gradual, masks=None):
