@@ -12,9 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tf_sparse import runs
-from tf_sparse.data import pipelines
-from tf_sparse.runs import data as data_lib
 from tf_sparse.runs import runner
+from runs_testlib import tiny_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -26,15 +25,6 @@ def config(**changes):
     for key, value in changes.items():
         c[key] = value
     return c
-
-
-def tiny_data():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, size=(120, 28, 28), dtype=np.uint8)
-    y = rng.integers(0, 10, size=120).astype(np.int32)
-    return data_lib.ArrayData(x, y, x[:40], y[:40], batch_size=20,
-                              preprocess=pipelines.scale_grayscale(),
-                              num_classes=10)
 
 
 @pytest.mark.parametrize("key,value,message", [
