@@ -221,14 +221,19 @@ def _dense_call(holder):
 
     def call(inputs, training=None):
         del training
-        x = holder.matmul(inputs)
-        if layer.bias is not None:
-            x = x + layer.bias
-        if layer.activation is not None:
-            x = layer.activation(x)
-        return x
+        return _bias_and_activation(layer, holder.matmul(inputs))
 
     return call
+
+
+def _bias_and_activation(layer, x):
+    """The rest of a Dense or Conv2D call after its product: bias (None
+    when the layer has none), then activation."""
+    if layer.bias is not None:
+        x = x + layer.bias
+    if layer.activation is not None:
+        x = layer.activation(x)
+    return x
 
 
 def _conv_call(holder):
@@ -238,12 +243,7 @@ def _conv_call(holder):
         sh, sw = layer.strides
         if sh != 1 or sw != 1:
             inputs = inputs[:, ::sh, ::sw, :]
-        x = holder.matmul(inputs)
-        if layer.use_bias:
-            x = x + layer.bias
-        if layer.activation is not None:
-            x = layer.activation(x)
-        return x
+        return _bias_and_activation(layer, holder.matmul(inputs))
 
     return call
 
