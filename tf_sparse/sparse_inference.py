@@ -54,6 +54,7 @@ from tf_sparse import cloning
 from tf_sparse import export
 from tf_sparse import masking
 from tf_sparse import model_report
+from tf_sparse.sparse_compute.einsum import EinsumPlan
 
 # method="rule": CSR only where all three hold (measured, see the docstring).
 RULE_MAX_DENSITY = 0.10
@@ -183,78 +184,6 @@ class CSRConv1x1(CSRDense):
         config = super().get_config()
         config["strides"] = list(self.strides)
         return config
-
-
-class EinsumPlan:
-    """An EinsumDense equation as one 2-D matmul: `x` is transposed to
-    (ellipsis, batch letters, contracted letters) and flattened to
-    `[M, K]`, the kernel to `[K, N]` (contracted, then free letters), and
-    the `[M, N]` product reshaped and transposed to the output's order.
-
-    Raises ValueError for equations with no such form (a kernel axis shared
-    with the output and the input, an axis summed out of one operand, an
-    ellipsis anywhere but at the front).
-
-    >>> p = EinsumPlan("abc,cde->abde", (16, 2, 8))
-    >>> p.contracted, p.free, p.batch, (p.k, p.n)
-    ('c', 'de', 'ab', (16, 16))
-    """
-
-    def __init__(self, equation, kernel_shape):
-        self.equation = str(equation)
-        try:
-            lhs, out = self.equation.replace(" ", "").split("->")
-            inp, ker = lhs.split(",")
-        except ValueError:
-            raise ValueError(f"EinsumDense equation {equation!r} is not of "
-                             "the form 'in,kernel->out'.") from None
-        self.ellipsis = inp.startswith("...")
-        if self.ellipsis != out.startswith("..."):
-            raise ValueError(f"{equation!r}: '...' must start both the input "
-                             "and the output.")
-        inp, out = inp.replace("...", "", 1), out.replace("...", "", 1)
-        if "." in inp + out + ker:
-            raise ValueError(f"{equation!r}: '...' is supported only at the "
-                             "front of the input and the output.")
-        kernel_shape = tuple(int(d) for d in kernel_shape)
-        if len(ker) != len(kernel_shape):
-            raise ValueError(f"{equation!r}: kernel has {len(kernel_shape)} "
-                             f"axes, the equation {len(ker)}.")
-        bad = [c for c in ker if (c in inp) == (c in out)]
-        bad += [c for c in inp if c not in ker and c not in out]
-        if bad:
-            raise ValueError(
-                f"{equation!r} has no 2-D matmul form (axes {sorted(set(bad))}"
-                " are batched over the kernel or summed out of one operand).")
-        size = dict(zip(ker, kernel_shape))
-        self.input_letters, self.output_letters = inp, out
-        self.contracted = "".join(c for c in inp if c in ker)
-        self.free = "".join(c for c in out if c in ker)
-        self.batch = "".join(c for c in inp if c not in ker)
-        self.kernel_perm = [ker.index(c) for c in self.contracted + self.free]
-        self.k = int(np.prod([size[c] for c in self.contracted]))
-        self.n = int(np.prod([size[c] for c in self.free]))
-        self.free_shape = [size[c] for c in self.free]
-        staged = self.batch + self.free
-        self.output_perm = [staged.index(c) for c in out]
-
-    def kernel_2d(self, kernel):
-        """The `[K, N]` matrix of a kernel of the layer's shape."""
-        return np.transpose(np.asarray(kernel), self.kernel_perm).reshape(
-            self.k, self.n)
-
-    def apply(self, x, matmul):
-        """`einsum(equation, x, kernel)` with `matmul([M, K]) -> [M, N]`."""
-        lead = len(x.shape) - len(self.input_letters)
-        perm = list(range(lead)) + [
-            lead + self.input_letters.index(c)
-            for c in self.batch + self.contracted]
-        x = tf.transpose(x, perm)
-        outer = tf.shape(x)[:lead + len(self.batch)]
-        y = matmul(tf.reshape(x, [-1, self.k]))
-        y = tf.reshape(y, tf.concat([outer, self.free_shape], 0))
-        return tf.transpose(
-            y, list(range(lead)) + [lead + i for i in self.output_perm])
 
 
 @keras.saving.register_keras_serializable(package="tf_sparse")
