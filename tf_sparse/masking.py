@@ -34,11 +34,29 @@ ATTR = "tf_sparse_masks"
 def keep_active(weight, mask):
     """Returns `weight` with the entries where `mask` is 0 set to +0.0.
 
-    `where`, not `weight * mask`: a pruned negative weight becomes +0.0, not
-    -0.0, so pruned entries are bitwise zero.
+    Pruned entries are bitwise +0.0 (a pruned negative weight does not
+    become -0.0, as `weight * mask` would make it; a pruned NaN or inf
+    becomes 0) and kept entries are `weight`'s bits unchanged. This runs
+    after every optimizer step for every masked weight (`MaskConstraint`),
+    so it is one fused elementwise op where the backend has one: on
+    TensorFlow `multiply_no_nan` (`mask == 0 ? +0 : weight * mask`, and
+    masks hold only 0 and 1), which reads the float mask directly, where
+    `where(mask > 0, weight, 0)` is three ops (a comparison that writes a
+    bool tensor, a select and the zeros); elsewhere `keras.ops.where`
+    against a scalar zero. Both give the same bits
+    (`tests/test_masking.py`).
+
+    >>> keep_active(np.float32([-1.0, 2.0, -3.0]), np.float32([0, 1, 0]))
+    ... # [0.0, 2.0, 0.0], all three +0.0 where pruned
     """
     value = keras.ops.convert_to_tensor(weight)
-    return keras.ops.where(mask > 0, value, keras.ops.zeros_like(value))
+    if keras.backend.backend() == "tensorflow":
+        mask = tf.convert_to_tensor(mask)
+        if mask.dtype != value.dtype:
+            mask = tf.cast(mask, value.dtype)
+        return tf.math.multiply_no_nan(value, mask)
+    zero = keras.ops.zeros((), value.dtype)
+    return keras.ops.where(keras.ops.convert_to_tensor(mask) > 0, value, zero)
 
 
 class MaskConstraint(keras.constraints.Constraint):

@@ -30,6 +30,16 @@ def test_runs_on_the_backend_it_was_started_with():
     assert backend.name() == os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+def test_keep_active_zeroes_pruned_entries_to_positive_zero_bit_for_bit():
+    weight = np.float32([-1.5, 2.0, np.nan, -np.inf, -0.0, 3.0, np.nan, 0.0])
+    mask = np.float32([0, 1, 0, 0, 1, 0, 1, 1])
+    got = keras.ops.convert_to_numpy(tfs.masking.keep_active(weight, mask))
+    want = np.where(mask > 0, weight, np.float32(0))
+    # Pruned entries are +0.0 (no -0.0, no NaN); kept ones keep their bits.
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert got.dtype == np.float32
+
+
 OPTIMIZERS = {
     "sgd": lambda: keras.optimizers.SGD(0.1),
     "momentum": lambda: keras.optimizers.SGD(0.1, momentum=0.9),
