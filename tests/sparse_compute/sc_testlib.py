@@ -11,7 +11,6 @@ import tensorflow as tf
 import tf_sparse as tfs
 from tf_sparse.sparse_compute import build
 from tf_sparse.sparse_compute import layers as sc_layers
-from tf_sparse.sparse_compute import structure
 
 KINDS = ("dense", "conv1x1", "embedding")
 WEIGHT = {"dense": "layer/kernel", "conv1x1": "layer/kernel",
@@ -93,10 +92,53 @@ def pair(kind, mask, k, n, seed=0, **kwargs):
 def dense_of(holder, entries):
     """Per-entry numbers of a sparse layer (values, their gradient, a slot)
     as an array of the dense weight's shape, zeros elsewhere."""
-    matrix = structure.to_dense(holder.structure(), np.asarray(entries))
-    if holder.kind == "embedding":
-        return np.ascontiguousarray(matrix.T)
-    return matrix.reshape(holder.shape)
+    return holder.dense_of(entries)
+
+
+# EinsumDense layers: (equation, input shape, output shape, bias_axes,
+# activation), without the batch axis.
+EINSUM_CASES = {
+    # keras.layers.MultiHeadAttention's query/key/value and output.
+    "mha_qkv": ("abc,cde->abde", (5, 16), (5, 2, 8), "de", None),
+    "mha_output": ("abcd,cde->abe", (5, 2, 8), (5, 16), "e", None),
+    "plain": ("ab,bc->ac", (12,), (7,), "c", None),
+    # A keras-hub-like feed-forward (Gemma's gating: "btd,df->btf").
+    "ffn": ("btd,df->btf", (5, 16), (5, 24), "f", "gelu"),
+    # Gemma's query: heads first in the kernel, no bias.
+    "gemma_query": ("btd,ndh->btnh", (5, 16), (5, 2, 8), None, None),
+    "ellipsis": ("...b,bc->...c", (3, 6), (5,), "c", "relu"),
+}
+
+
+def one_einsum(case, seed=0):
+    """A built functional model with one EinsumDense named "layer" of
+    `EINSUM_CASES[case]`; random nonzero weights (and bias)."""
+    equation, in_shape, out_shape, bias_axes, activation = EINSUM_CASES[case]
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(in_shape)
+    layer = keras.layers.EinsumDense(equation, output_shape=out_shape,
+                                     bias_axes=bias_axes,
+                                     activation=activation, name="layer")
+    model = keras.Model(inputs, layer(inputs), name=f"one_einsum_{case}")
+    rng = np.random.default_rng(seed)
+    for w in layer.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    return model
+
+
+def einsum_plan(case):
+    """The `EinsumPlan` of a case's kernel."""
+    return sc_layers.einsum_plan(one_einsum(case).get_layer("layer"))
+
+
+def einsum_pair(case, mask, seed=0):
+    """(masked, sparse-compute) one-EinsumDense models with the same
+    weights and `mask` (the kernel's shape)."""
+    masked = one_einsum(case, seed)
+    tfs.sparsify(masked, masks={"layer/kernel": mask})
+    sparse = one_einsum(case, seed)
+    tfs.sparsify(sparse, masks={"layer/kernel": mask}, compute="sparse")
+    return masked, sparse
 
 
 def outputs_and_gradients(model, x, upstream_seed=7, jit=False):

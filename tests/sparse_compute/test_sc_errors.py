@@ -44,17 +44,23 @@ def test_a_model_with_no_convertible_layer_is_refused_and_left_dense():
     assert not tfs.masking.is_sparse(model)
 
 
-def test_einsum_dense_stays_masked_with_a_warning_naming_it():
+def test_einsum_dense_without_a_matmul_form_stays_masked_with_a_warning():
+    # "b" is an input axis the kernel keeps in the output: a batched
+    # product, not one 2-D matmul. "abc,cd->abd" is one and converts.
     inputs = keras.Input((5, 8))
-    x = keras.layers.EinsumDense("abc,cd->abd", output_shape=(5, 6),
+    x = keras.layers.EinsumDense("abc,bcd->abd", output_shape=(5, 6),
                                  name="proj")(inputs)
+    x = keras.layers.EinsumDense("abc,cd->abd", output_shape=(5, 4),
+                                 name="matmul")(x)
     outputs = keras.layers.Dense(3, name="fc")(x)
     model = keras.Model(inputs, outputs)
     with pytest.warns(tfs.sparse_compute.MaskedLayersKeptWarning,
-                      match=r"proj/kernel \(EinsumDense.kernel has no sparse "
-                      r"form \(Dense, 1x1 Conv2D and Embedding do\)\)"):
+                      match=r"proj/kernel \(EinsumDense 'abc,bcd->abd' has no "
+                      r"2-D matmul form \(axes \['b'\] are batched over the "
+                      r"kernel or summed out of one operand\)\.\)"):
         tfs.sparsify(model, 0.5, compute="sparse")
-    assert [p for p, _ in tfs.sparse_compute.sparse_kernels(model)] == ["fc"]
+    assert [p for p, _ in tfs.sparse_compute.sparse_kernels(model)] == [
+        "matmul", "fc"]
     assert [mw.path for mw in tfs.masking.masked_weights(model)] == [
         "proj/kernel"]
     model.compile(keras.optimizers.SGD(0.1), "mse")

@@ -1,6 +1,7 @@
 """Forward outputs and every gradient (inputs, nonzero values, bias) of the
 sparse-compute layers equal those of the same masked dense layer: Dense,
-1x1 Conv2D (strides 1 and 2) and Embedding, over random shapes and
+1x1 Conv2D (strides 1 and 2), Embedding and EinsumDense (the attention
+projections, a plain matmul, a feed-forward), over random shapes and
 densities (empty rows and columns, density 0 and 1), with the compiled
 kernels, with the TensorFlow fallback, and under XLA (jit_compile)."""
 
@@ -11,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import sc_testlib as lib
+from tf_sparse.sparse_compute import layers as sc_layers
 from tf_sparse.sparse_compute import ops
 from tf_sparse.sparse_compute import structure
 
@@ -120,18 +122,23 @@ def _layer_case(kind, mask, batch, mode, jit, strides=1, use_bias=True):
     masked, sparse = lib.pair(kind, mask, k, n, strides=strides,
                               use_bias=use_bias)
     x = lib.inputs_for(kind, masked, batch)
+    _compare(masked, sparse, x, lib.WEIGHT[kind].split("/")[1],
+             lib.weight_mask(kind, mask), mode, jit)
+
+
+def _compare(masked, sparse, x, name, mask, mode, jit):
+    """Outputs, input gradient and every weight gradient of the sparse
+    model equal the masked model's (weight `name` at its nonzeros)."""
     y, dx, grads = lib.outputs_and_gradients(masked, x)
     with lib.kernels(mode):
         ys, dxs, grads_s = lib.outputs_and_gradients(sparse, x, jit=jit)
     np.testing.assert_allclose(ys, y, rtol=RTOL, atol=ATOL)
     if dx is not None:
         np.testing.assert_allclose(dxs, dx, rtol=RTOL, atol=ATOL)
-    name = lib.WEIGHT[kind].split("/")[1]
     assert sorted(grads_s) == sorted(grads)
     # The masked layer's gradient is dense; the sparse layer has one at
     # its nonzeros only: equal there, and nothing elsewhere.
-    np.testing.assert_allclose(grads_s[name], grads[name] * lib.weight_mask(
-        kind, mask),
+    np.testing.assert_allclose(grads_s[name], grads[name] * mask,
                                rtol=RTOL, atol=ATOL)
     for other in set(grads) - {name}:
         np.testing.assert_allclose(grads_s[other], grads[other], rtol=RTOL,
@@ -184,3 +191,53 @@ def test_density_zero_layer_outputs_the_bias_and_no_kernel_gradient(kind):
     assert not np.any(grads[name])
     if dxs is not None:
         assert not np.any(dxs)
+
+
+@st.composite
+def einsum_masks(draw, plan):
+    """A 0/1 mask of a kernel, drawn on its plan's `[K, N]` matmul matrix:
+    a drawn density, sometimes with an empty input row and an empty output
+    column of that matrix forced."""
+    density = draw(st.sampled_from([0.0, 0.05, 0.3, 1.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    matrix = (rng.random((plan.k, plan.n)) < density).astype("float32")
+    if draw(st.booleans()):
+        matrix[draw(st.integers(0, plan.k - 1)), :] = 0
+        matrix[:, draw(st.integers(0, plan.n - 1))] = 0
+    return plan.kernel_nd(matrix)
+
+
+def _einsum_case(case, mask, batch, mode, jit):
+    masked, sparse = lib.einsum_pair(case, mask)
+    x = np.random.default_rng(batch).normal(
+        size=(batch,) + tuple(masked.input_shape[1:])).astype("float32")
+    assert sc_layers.sparse_kernel(sparse.get_layer("layer")).kind \
+        == "einsum"
+    _compare(masked, sparse, x, "kernel", mask, mode, jit)
+
+
+@pytest.mark.parametrize("case", sorted(lib.EINSUM_CASES))
+@pytest.mark.parametrize("mode", MODES)
+@_layer_settings(3)
+@hypothesis.given(data=st.data(), batch=st.sampled_from([1, 3]))
+def test_einsum_dense_outputs_and_gradients_equal_the_masked_layer(
+        case, mode, data, batch):
+    mask = data.draw(einsum_masks(lib.einsum_plan(case)))
+    _einsum_case(case, mask, batch, mode, jit=False)
+
+
+@pytest.mark.parametrize("case", ["mha_qkv", "mha_output"])
+def test_einsum_dense_under_xla_equals_the_masked_layer(case):
+    plan = lib.einsum_plan(case)
+    mask = plan.kernel_nd((np.random.default_rng(5).random(
+        (plan.k, plan.n)) < 0.3).astype("float32"))
+    _einsum_case(case, mask, 2, "auto", jit=True)
+
+
+@pytest.mark.parametrize("case", sorted(lib.EINSUM_CASES))
+def test_einsum_plan_kernel_nd_inverts_kernel_2d(case):
+    plan = lib.einsum_plan(case)
+    kernel = np.arange(plan.k * plan.n, dtype="float32").reshape(
+        plan.kernel_shape)
+    np.testing.assert_array_equal(plan.kernel_nd(plan.kernel_2d(kernel)),
+                                  kernel)

@@ -1,11 +1,14 @@
 """SET, RigL and sparse momentum on layers that compute sparse.
 
 A model converted by `tfs.sparsify(..., compute="sparse")` has no dense
-weights or masks in its Dense / 1x1 Conv2D / Embedding layers, only the
-nonzeros and their CSR structure (`tf_sparse.sparse_compute`). This module
-runs a prune-and-grow algorithm's decisions on that form, in place, inside
-the compiled train step (`tfs.training.attach` wraps the algorithm when the
-model computes sparse; `tfs.callbacks.MaskUpdate` does that for `fit`):
+weights or masks in its Dense / EinsumDense / 1x1 Conv2D / Embedding
+layers, only the nonzeros and their CSR structure
+(`tf_sparse.sparse_compute`; an EinsumDense kernel as its `[K, N]` matmul
+matrix, so drop, grow and the dense gradient work on that matrix as on a
+Dense kernel). This module runs a prune-and-grow algorithm's decisions on
+that form, in place, inside the compiled train step (`tfs.training.attach`
+wraps the algorithm when the model computes sparse;
+`tfs.callbacks.MaskUpdate` does that for `fit`):
 
 * when, how many: the algorithm's own `cadence`, `drop_fraction`,
   rounding and `layer_counts` (sparse momentum's redistribution by the mean
@@ -198,7 +201,8 @@ class SparseFormUpdate(base.MaskAlgorithm):
                 f"{owner} on a model that computes sparse: "
                 f"{', '.join(mw.path for mw in masked[:8])} still use masks "
                 "(no sparse form). Prune-and-grow runs on one form: make "
-                "every sparsified layer Dense / 1x1 Conv2D / Embedding, or "
+                "every sparsified layer Dense / EinsumDense (one 2-D matmul) "
+                "/ 1x1 Conv2D / Embedding, or "
                 "use compute='masked'.")
         self.kernels = [h for _, h in sparse_layers.sparse_kernels(model)]
         # The algorithm's own rules (`layer_counts`) read its model and one

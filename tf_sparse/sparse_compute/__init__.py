@@ -2,12 +2,14 @@
 
 `tfs.sparsify(model, sparsity=0.95, compute="sparse")` (or
 `to_sparse_compute(model)` on a masked model) makes every masked Dense,
-1x1 Conv2D and Embedding layer hold its nonzero weights in a compressed
+EinsumDense (one 2-D matmul: `einsum.EinsumPlan`), 1x1 Conv2D and
+Embedding layer hold its nonzero weights in a compressed
 form (values trainable, CSR structure non-trainable) and compute with them:
 forward `Y = X W`, input gradient `dX = dY W^T` and the weight gradient at
 the nonzeros only. The optimizer's slots then have one entry per nonzero.
 
-Modules: `structure` (the compressed form), `ops` (the differentiable
+Modules: `structure` (the compressed form), `einsum` (an EinsumDense
+equation as a matmul), `ops` (the differentiable
 product: compiled kernels, TensorFlow's CSR kernel, or a dense scatter
 under XLA), `build` (compiling `kernels.cc`), `layers` (converting a layer
 in place), `convert` (a whole model), `saving` (.keras files).

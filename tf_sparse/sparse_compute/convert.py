@@ -1,9 +1,11 @@
-"""`to_sparse_compute(model)`: every masked Dense, 1x1 Conv2D and Embedding
-layer of a sparse model computes with its nonzeros only.
+"""`to_sparse_compute(model)`: every masked Dense, EinsumDense, 1x1 Conv2D
+and Embedding layer of a sparse model computes with its nonzeros only.
 
 `tfs.sparsify(model, ..., compute="sparse")` calls it after attaching the
-masks. Masked layers with no sparse form (kxk convolutions, EinsumDense,
-depthwise convolutions) stay masked and are named in a
+masks. Masked layers with no sparse form (kxk convolutions, depthwise
+convolutions, EinsumDense equations that are not one 2-D matmul, e.g. a
+kernel axis kept in the output and taken from the input) stay masked and
+are named in a
 `MaskedLayersKeptWarning`; a model with none to convert is refused.
 
 `room` (>= 1) allocates `ceil(room * nnz)` entries per layer (at most the
@@ -64,7 +66,7 @@ def check(model, room=1.0):
         raise ValueError(
             f"Model {model.name!r} has no masked weight with a sparse compute "
             f"form ({reasons or 'no masks'}). Sparse compute covers Dense, "
-            "1x1 Conv2D and Embedding layers.")
+            "EinsumDense, 1x1 Conv2D and Embedding layers.")
     for mw in convert:
         layers.check_layer(mw.layer, mw.name, mw.path)
     return convert
@@ -121,8 +123,8 @@ def check_plan(pairs, pattern, model_name):
         raise ValueError(
             f"compute='sparse': no weight of model {model_name!r} that "
             f"sparsify masks has a sparse compute form ({why}). Sparse "
-            "compute covers Dense, 1x1 Conv2D and Embedding layers with "
-            "unstructured sparsity; use compute='masked'.")
+            "compute covers Dense, EinsumDense, 1x1 Conv2D and Embedding "
+            "layers with unstructured sparsity; use compute='masked'.")
     for layer, name in convertible:
         layers.check_layer(layer, name, f"{layer.name}/{name}")
 

@@ -2,7 +2,8 @@
 nonzero weights, in place.
 
 `convert_layer(layer, name, mask)` replaces the layer's dense weight (a
-Dense or 1x1 Conv2D kernel, an Embedding table) by three variables:
+Dense, EinsumDense or 1x1 Conv2D kernel, an Embedding table) by three
+variables:
 
 * `<name>_values` `[capacity]`, trainable: the nonzero weights, so the
   optimizer's slots have `capacity` entries too;
@@ -19,8 +20,12 @@ layout, so `model.save` writes the same `.keras` file as the masked model
 model. A `SparseKernel` holder on the layer (attribute `tf_sparse_compute`)
 says which weight is sparse and reads or changes it.
 
-Supported: `Dense`, `Conv2D` with a 1x1 kernel (channels_last, one group;
-strides subsample), `Embedding` (rows looked up from the nonzeros). The
+Supported: `Dense`, `EinsumDense` whose equation is one 2-D matmul
+(`einsum.EinsumPlan`: the input transposed and flattened to `[M, K]`, the
+kernel seen as `[K, N]`, the product reshaped back; its bias is added over
+its `bias_axes` as EinsumDense adds it), `Conv2D` with a 1x1 kernel
+(channels_last, one group; strides subsample), `Embedding` (rows looked up
+from the nonzeros). The
 layer's kernel regularizer is kept (L1/L2 of the nonzeros equal those of
 the dense weight); a kernel constraint, LoRA and quantized layers are
 refused with the reason.
@@ -39,16 +44,26 @@ import tensorflow as tf
 
 from tf_sparse import cloning
 from tf_sparse import masking
+from tf_sparse.sparse_compute import einsum
 from tf_sparse.sparse_compute import ops
 from tf_sparse.sparse_compute import structure as structure_lib
 
 ATTR = "tf_sparse_compute"
-KINDS = ("dense", "conv1x1", "embedding")
+KINDS = ("dense", "einsum", "conv1x1", "embedding")
+
+
+def einsum_plan(layer):
+    """The `einsum.EinsumPlan` of a built EinsumDense layer's kernel; raises
+    ValueError when its equation is not one 2-D matmul."""
+    if not layer.built:
+        raise ValueError(f"layer {layer.name!r} is not built (its kernel "
+                         "shape is unknown)")
+    return einsum.EinsumPlan(layer.equation, tuple(layer.kernel.shape))
 
 
 def kind_of(layer, name):
-    """("dense" | "conv1x1" | "embedding", None) for a weight sparse compute
-    handles, else (None, why not)."""
+    """("dense" | "einsum" | "conv1x1" | "embedding", None) for a weight
+    sparse compute handles, else (None, why not)."""
     if getattr(layer, "quantization_mode", None):
         return None, "quantized layers are not supported"
     if getattr(layer, "lora_enabled", False):
@@ -57,6 +72,12 @@ def kind_of(layer, name):
         return "dense", None
     if type(layer) is keras.layers.Embedding and name == "embeddings":
         return "embedding", None
+    if type(layer) is keras.layers.EinsumDense and name == "kernel":
+        try:
+            einsum_plan(layer)
+        except ValueError as error:
+            return None, f"EinsumDense {error}"
+        return "einsum", None
     if type(layer) is keras.layers.Conv2D and name == "kernel":
         if tuple(layer.kernel_size) != (1, 1):
             return None, (f"a {layer.kernel_size[0]}x{layer.kernel_size[1]} "
@@ -67,23 +88,28 @@ def kind_of(layer, name):
             return None, "grouped convolutions are not supported"
         return "conv1x1", None
     return None, (f"{type(layer).__name__}.{name} has no sparse form "
-                  "(Dense, 1x1 Conv2D and Embedding do)")
+                  "(Dense, EinsumDense, 1x1 Conv2D and Embedding do)")
 
 
-def _to_matrix(kind, weight):
+def _to_matrix(kind, weight, plan=None):
     """The weight as the `[inputs, outputs]` matrix the structure
-    describes (an Embedding table is stored by token: its transpose)."""
+    describes (an Embedding table is stored by token: its transpose; an
+    EinsumDense kernel is its plan's `[K, N]` matrix)."""
     weight = np.asarray(weight)
     if kind == "conv1x1":
         return weight.reshape(weight.shape[-2], weight.shape[-1])
     if kind == "embedding":
         return weight.T
+    if kind == "einsum":
+        return plan.kernel_2d(weight)
     return weight
 
 
-def _from_matrix(kind, matrix, shape):
+def _from_matrix(kind, matrix, shape, plan=None):
     if kind == "embedding":
         return np.ascontiguousarray(matrix.T)
+    if kind == "einsum":
+        return np.ascontiguousarray(plan.kernel_nd(matrix))
     return matrix.reshape(shape)
 
 
@@ -94,10 +120,12 @@ class SparseKernel:
     Attributes:
       layer: the Keras layer.
       name: the weight it replaced ("kernel" or "embeddings").
-      kind: "dense", "conv1x1" or "embedding".
+      kind: "dense", "einsum", "conv1x1" or "embedding".
       shape: the dense weight's shape.
       values, row_ptr, cols: the layer's variables (see `structure`).
       dtype: the dense weight's dtype.
+      plan: for "einsum", the `einsum.EinsumPlan` of the kernel (else
+        None).
     """
     layer: keras.layers.Layer
     name: str
@@ -113,11 +141,14 @@ class SparseKernel:
     position: int = 0
     # Set by an algorithm while it records inputs and output gradients.
     recorder: object = None
+    plan: object = None
 
     @property
     def matrix_shape(self):
         if self.kind == "embedding":
             return (self.shape[1], self.shape[0])
+        if self.kind == "einsum":
+            return (self.plan.k, self.plan.n)
         return (int(np.prod(self.shape[:-1])), self.shape[-1])
 
     @property
@@ -142,16 +173,21 @@ class SparseKernel:
     def density(self):
         return self.nonzeros() / self.size
 
+    def dense_of(self, entries):
+        """Per-entry numbers `[capacity]` (the values, their gradient, an
+        optimizer slot) as an array of the dense weight's shape, zeros
+        elsewhere (NumPy)."""
+        matrix = structure_lib.to_dense(self.structure(), np.asarray(entries))
+        return _from_matrix(self.kind, matrix, self.shape, self.plan)
+
     def dense_weight(self):
         """The dense weight (NumPy, the original shape), zeros in place."""
-        matrix = structure_lib.to_dense(
-            self.structure(), keras.ops.convert_to_numpy(self.values))
-        return _from_matrix(self.kind, matrix, self.shape)
+        return self.dense_of(keras.ops.convert_to_numpy(self.values))
 
     def mask(self):
         """The 0/1 float32 mask in the dense weight's shape."""
         matrix = structure_lib.mask_of(self.structure())
-        return _from_matrix(self.kind, matrix, self.shape)
+        return _from_matrix(self.kind, matrix, self.shape, self.plan)
 
     def assign_dense(self, weight, mask=None):
         """Sets the structure to `mask` (default: keep the current one) and
@@ -174,9 +210,10 @@ class SparseKernel:
         else:
             mask = masking.check_mask(f"{self.layer.name}/{self.name}", mask,
                                       self.shape)
-            s = structure_lib.from_mask(_to_matrix(self.kind, mask),
-                                        self.capacity)
-        values = structure_lib.gather(_to_matrix(self.kind, weight), s)
+            s = structure_lib.from_mask(
+                _to_matrix(self.kind, mask, self.plan), self.capacity)
+        values = structure_lib.gather(
+            _to_matrix(self.kind, weight, self.plan), s)
         self.row_ptr.assign(s.row_ptr)
         self.cols.assign(s.cols)
         self.values.assign(values.astype(self.dtype))
@@ -227,13 +264,27 @@ def _dense_call(holder):
 
 
 def _bias_and_activation(layer, x):
-    """The rest of a Dense or Conv2D call after its product: bias (None
-    when the layer has none), then activation."""
+    """The rest of a Dense, EinsumDense or Conv2D call after its product:
+    bias (None when the layer has none; an EinsumDense bias has the shape
+    of its `bias_axes` with 1s between them, so it broadcasts as in
+    EinsumDense's own call), then activation."""
     if layer.bias is not None:
         x = x + layer.bias
     if layer.activation is not None:
         x = layer.activation(x)
     return x
+
+
+def _einsum_call(holder):
+    layer, plan = holder.layer, holder.plan
+
+    def call(inputs, training=None):
+        del training
+        flat, context = plan.flatten_input(inputs)
+        y = plan.unflatten_output(holder.matmul(flat), context)
+        return _bias_and_activation(layer, y)
+
+    return call
 
 
 def _conv_call(holder):
@@ -281,8 +332,8 @@ def _embedding_call(holder):
     return call
 
 
-_CALLS = {"dense": _dense_call, "conv1x1": _conv_call,
-          "embedding": _embedding_call}
+_CALLS = {"dense": _dense_call, "einsum": _einsum_call,
+          "conv1x1": _conv_call, "embedding": _embedding_call}
 
 
 def _own_variables(layer):
@@ -347,7 +398,7 @@ def convert_layer(layer, name, mask, capacity=None):
     (the masked layer's masks are removed first if it has them).
 
     Args:
-      layer: a built Dense, 1x1 Conv2D or Embedding layer.
+      layer: a built Dense, EinsumDense, 1x1 Conv2D or Embedding layer.
       name: "kernel" or "embeddings".
       mask: 0/1 array of the weight's shape.
       capacity: entries to allocate (>= the mask's nonzeros; default:
@@ -362,9 +413,11 @@ def convert_layer(layer, name, mask, capacity=None):
     mask = masking.check_mask(where, mask, tuple(variable.shape))
     weight = keras.ops.convert_to_numpy(variable)
     shape = tuple(int(d) for d in variable.shape)
-    matrix_mask = _to_matrix(kind, mask)
+    plan = einsum_plan(layer) if kind == "einsum" else None
+    matrix_mask = _to_matrix(kind, mask, plan)
     s = structure_lib.from_mask(matrix_mask, capacity)
-    values = structure_lib.gather(_to_matrix(kind, weight * (mask > 0)), s)
+    values = structure_lib.gather(
+        _to_matrix(kind, weight * (mask > 0), plan), s)
     regularizer = getattr(variable, "regularizer", None)
     dtype = variable.dtype
     before = _own_variables(layer)
@@ -396,7 +449,8 @@ def convert_layer(layer, name, mask, capacity=None):
     new_cols.assign(s.cols)
     holder = SparseKernel(layer=layer, name=name, kind=kind, shape=shape,
                           values=new_values, row_ptr=new_row_ptr,
-                          cols=new_cols, dtype=dtype, position=position)
+                          cols=new_cols, dtype=dtype, position=position,
+                          plan=plan)
     layout = [None if v is variable else v for v in before]
     save, load = _saving(holder, layout)
     # Instance attributes, not Keras-tracked: the class, config and weight
