@@ -17,20 +17,12 @@ masks updated at the end of every epoch with the algorithm's paper defaults
 ResNet-50 has 25,502,912 masked weights (papers.md A.3).
 """
 
-from tf_sparse import runs
+from tf_sparse.runs import paper_configs
 
 
 def get_config(density=None):
-    config = runs.default_config("imagenet")
-    config.model = "resnet50"
-    density = float(density) if density else 0.1
-    config.sparsity = round(1.0 - density, 6)
-    config.algorithm = "sparse_momentum"
-    # Prune rate 0.5, cosine-annealed to 0.005 over training (papers.md A.2);
-    # masks updated at the end of every epoch (the algorithm's default cadence).
-    config.algorithm_params.drop_fraction = 0.5
-    config.algorithm_params.final_drop_fraction = 0.005
-    config.algorithm_params.decay = "cosine"
+    config = paper_configs.sparse_momentum(
+        "imagenet", "resnet50", density, default_density=0.1)
     config.epochs = 100
     config.batch_size = 1024
     config.learning_rate = 0.4
