@@ -7,7 +7,8 @@
 # Set-up (idempotent, skipped when already done):
 #   * the Debian package dataset-fashion-mnist (real Fashion-MNIST IDX files),
 #   * a virtual environment in .venv with tf-sparse and its dev extras (the
-#     test job adds the jax and torch extras: the backend tests).
+#     test job adds the jax and torch extras: the backend tests),
+#   * the sparse-compute kernels, compiled into tf-sparse's cache.
 # Extra arguments after the job name go to tools/train.py or pytest.
 set -euo pipefail
 
@@ -49,6 +50,11 @@ ensure_venv() {
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[$extras]"
+  # The sparse-compute CPU kernels (compute="sparse"), compiled now rather
+  # than on first use; without a C++ compiler the TensorFlow ops serve.
+  echo "== building the sparse-compute kernels (about a minute)"
+  .venv/bin/python -m tf_sparse.sparse_compute.build >/dev/null || \
+    echo "   not built: compute=\"sparse\" will use TensorFlow's sparse ops"
   printf '%s\n%s\n' "$want" "$extras" > "$stamp"
 }
 
