@@ -24,14 +24,33 @@ def mlp(seed=0):
     return keras.Model(inputs, outputs, name="mlp")
 
 
+def einsum_mlp(seed=0):
+    """The MLP with EinsumDense layers: an attention-style projection
+    ("abc,cde->abde", bias "de") and a plain "ab,bc->ac" output."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12,))
+    x = keras.layers.Reshape((2, 6), name="tokens")(inputs)
+    x = keras.layers.EinsumDense("abc,cde->abde", output_shape=(2, 2, 6),
+                                 bias_axes="de", activation="relu",
+                                 name="fc1")(x)                 # 6x2x6
+    x = keras.layers.Flatten(name="flat")(x)                   # 24
+    x = keras.layers.Dense(16, activation="relu", name="fc2")(x)
+    outputs = keras.layers.EinsumDense("ab,bc->ac", output_shape=3,
+                                       bias_axes="c", name="out")(x)
+    return keras.Model(inputs, outputs, name="einsum_mlp")
+
+
+MODELS = {"mlp": mlp, "einsum": einsum_mlp}
+
+
 def data(n=48):
     rng = np.random.default_rng(2)
     return (rng.normal(size=(n, 12)).astype("float32"),
             rng.integers(0, 3, size=(n,)).astype("int32"))
 
 
-def make(compute, room=1.0):
-    model = mlp()
+def make(compute, room=1.0, name="mlp"):
+    model = MODELS[name]()
     tfs.sparsify(model, SPARSITY, seed=4)
     if compute == "sparse":
         tfs.sparse_compute.to_sparse_compute(model, room=room)
@@ -98,10 +117,18 @@ def _changed(history):
                for k in a)
 
 
+@pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("name", ["set", "rigl"])
-def test_per_layer_counts_stay_exact_through_every_update(name):
-    model = make("sparse")
+def test_per_layer_counts_stay_exact_through_every_update(name, model_name):
+    model = make("sparse", name=model_name)
     start = counts(model)
+    # 20% of 288 (12x24) or 72 (6x2x6), 384 (24x16) and 48 (16x3), as
+    # tfs.sparsify rounds them.
+    assert start == {"fc1": {"mlp": 57, "einsum": 14}[model_name],
+                     "fc2": 77, "out": 10}
+    assert [h.kind for _, h in tfs.sparse_compute.sparse_kernels(model)] \
+        == {"mlp": ["dense"] * 3,
+            "einsum": ["einsum", "dense", "einsum"]}[model_name]
     _, history = train(model, ALGORITHMS[name]())
     assert all(counts_of == start for counts_of in (
         {k: int(m.sum()) for k, m in h.items()} for h in history))
@@ -134,13 +161,17 @@ def test_set_drops_the_same_weights_as_the_masked_set():
         assert np.any(after_s[k] != before_s[k])
 
 
-@pytest.mark.parametrize("name", ["rigl", "sparse_momentum"])
-def test_gradient_growth_equals_the_masked_algorithm(name):
+@pytest.mark.parametrize("name,model_name", [
+    ("rigl", "mlp"), ("sparse_momentum", "mlp"), ("rigl", "einsum")])
+def test_gradient_growth_equals_the_masked_algorithm(name, model_name):
     """RigL (and sparse momentum growing by the gradient) on the same
     weights and batch make the same drop and grow decisions as on the
-    masked model: equal masks after every update and equal losses."""
+    masked model: equal masks after every update and equal losses (also
+    for EinsumDense layers, whose dense gradient is formed on the plan's
+    [K, N] matrix and the masks compared in the kernel's shape)."""
     # room=5: every layer can grow as far as the masked one does.
-    masked, sparse = make("masked"), make("sparse", room=5.0)
+    masked = make("masked", name=model_name)
+    sparse = make("sparse", room=5.0, name=model_name)
     losses_m, hm = train(masked, ALGORITHMS[name]())
     losses_s, hs = train(sparse, ALGORITHMS[name]())
     assert len(hm) == len(hs) == STEPS

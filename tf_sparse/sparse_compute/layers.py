@@ -494,19 +494,28 @@ def plain_copy(model):
     """A plain Keras model of `model`'s architecture with the dense weights
     (zeros in place): what `tfs.strip` gives for the masked model."""
     clone = cloning.clone_architecture(model)
-    originals = [model] + [layer for _, layer in masking.iter_layers(model)]
-    copies = [clone] + [layer for _, layer in masking.iter_layers(clone)]
-    if len(originals) != len(copies):
+
+    def holding(root):
+        # Layers without variables are left out: a rebuilt keras-hub task
+        # model can have an extra InputLayer, and auto-named sublayers
+        # (softmax_1) may be named differently in the copy.
+        return [layer for layer in [root] + [
+            sub for _, sub in masking.iter_layers(root)]
+            if _own_variables(layer)]
+
+    originals, copies = holding(model), holding(clone)
+    if [type(x) for x in originals] != [type(x) for x in copies]:
         raise ValueError(
-            f"Rebuilt {type(model).__name__!r} has {len(copies)} layers, the "
-            f"original {len(originals)}; cannot strip it.")
+            f"Rebuilt {type(model).__name__!r} has {len(copies)} layers with "
+            f"weights, the original {len(originals)} (or of other types); "
+            "cannot strip it.")
     for original, copy in zip(originals, copies):
         store = {}
         original.save_own_variables(store)
         copy.load_own_variables(store)
-    by_path = dict(masking.iter_layers(clone))
+    copy_of = {id(o): c for o, c in zip(originals, copies)}
     for mw in masking.masked_weights(model):
-        getattr(by_path[mw.layer_path], mw.name).assign(
+        getattr(copy_of[id(mw.layer)], mw.name).assign(
             masking.keep_active(mw.variable, mw.mask))
     return clone
 
