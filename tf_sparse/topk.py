@@ -7,19 +7,30 @@ everywhere: higher score first, and among equal scores the lower flat index
 first (the order of a stable descending sort), so a selection holds exactly
 `min(k, eligible count)` entries and the same inputs give the same set.
 
-In graph, `select_top` / `select_bottom` take any int tensor k (computed in
-the graph from a decaying rate and the current counts; `tf.math.top_k` with
-a tensor k is refused by XLA and recompiles per value), work under
-`jit_compile`, and return a flat boolean mask. Two implementations give the
-same result bit for bit:
+`select_top` / `select_bottom` are written with `keras.ops` only, so they
+run on the TensorFlow, JAX and PyTorch backends and give the same boolean
+mask bit for bit on each (a tensor of the backend: a `tf.Tensor`, a JAX
+array, a torch tensor). They take any int tensor k (computed in the graph
+from a decaying rate and the current counts; `tf.math.top_k` with a tensor
+k is refused by XLA and recompiles per value); under TensorFlow they work
+inside `tf.function`, `tf.cond` and `jit_compile`. Two implementations give
+the same result bit for bit:
 
 * `method="radix"` (default): radix select on the 32-bit order-preserving
   integer image of the float scores (`order_keys`): two 16-bit histogram
   passes find the k-th largest key, then (only when several entries equal
   it) a cumulative sum breaks ties by index. O(n) and no sort, which matters
   for the 25M-weight models.
-* `method="sort"`: the textbook version, a stable argsort followed by a
-  rank scatter (`rank < k`). O(n log n).
+* `method="sort"`: the textbook version, a stable argsort (descending
+  keys, ties in index order: `keras.ops.argsort` is stable on the three
+  backends), the first k eligible entries of that order taken with a
+  cumulative sum and scattered back. O(n log n).
+
+Two pieces are TensorFlow's own, used only on the TensorFlow backend: the
+histogram (the constant-size `DenseBincount` kernel, which XLA compiles;
+`keras.ops.bincount` sizes its output at run time there) and `jit=True`'s
+XLA compilation of the whole selection. On JAX and PyTorch the histogram
+is `keras.ops.bincount` and the selection runs op by op.
 
 On the host, `numpy_select_top` / `numpy_select_bottom` are the NumPy twins
 with the same order and tie rule (float32 scores get the keys of
@@ -34,12 +45,21 @@ Example:
     keep = numpy_select_top(np.abs(w), n_keep)                 # bool array
 """
 
+import keras
 import numpy as np
-import tensorflow as tf
+
+from tf_sparse import backend
+
+ops = keras.ops
 
 METHODS = ("radix", "sort")
 
 _SIGN = -2147483648  # int32 with only the sign bit set
+_MAGNITUDE = 2147483647  # int32 with every bit but the sign bit set
+
+
+def _int32(value):
+    return ops.convert_to_tensor(value, "int32")
 
 
 def order_keys(scores):
@@ -47,13 +67,18 @@ def order_keys(scores):
 
     Negative floats have their magnitude bits flipped so that a larger
     magnitude gives a smaller key; -0.0 sorts just below +0.0 and NaN above
-    +inf (deterministic, never an error).
+    +inf (deterministic, never an error). Other float dtypes are cast to
+    float32 first.
+
+    >>> order_keys(np.array([-1.0, -0.0, 0.0, 1.0], np.float32))
+    ... # int32 [-1065353217, -1, 0, 1065353216]: the order of the floats
     """
-    scores = tf.convert_to_tensor(scores)
-    if scores.dtype != tf.float32:
-        scores = tf.cast(scores, tf.float32)
-    bits = tf.bitcast(scores, tf.int32)
-    return tf.where(bits < 0, tf.bitwise.bitwise_xor(bits, 2147483647), bits)
+    scores = ops.convert_to_tensor(scores)
+    if keras.backend.standardize_dtype(scores.dtype) != "float32":
+        scores = ops.cast(scores, "float32")
+    bits = ops.view(scores, "int32")
+    return ops.where(bits < 0, ops.bitwise_xor(bits, _int32(_MAGNITUDE)),
+                     bits)
 
 
 def _check_method(method):
@@ -64,23 +89,34 @@ def _check_method(method):
 
 
 def _select_top_keys_sort(keys, eligible, k):
-    n = tf.size(keys)
-    # Ineligible entries sort after every eligible one.
-    wide = tf.where(eligible, tf.cast(keys, tf.int64),
-                    tf.constant(-(2 ** 40), tf.int64))
-    order = tf.argsort(wide, direction="DESCENDING", stable=True)
-    rank = tf.scatter_nd(order[:, None], tf.range(n), [n])
-    return tf.logical_and(eligible, rank < k)
+    # Descending keys, equal keys in index order: an ascending stable sort
+    # of the inverted keys (~ is an order-reversing bijection of int32).
+    order = ops.argsort(ops.bitwise_invert(keys))
+    in_order = ops.take(ops.cast(eligible, "int32"), order)
+    taken = ops.logical_and(in_order > 0,
+                            ops.cumsum(in_order, dtype="int32") <= k)
+    chosen = ops.scatter(ops.expand_dims(order, -1),
+                         ops.cast(taken, "int32"), ops.shape(keys))
+    return chosen > 0
+
+
+def _tf_histogram(digits, size):
+    """TensorFlow's constant-size `DenseBincount` (compilable by XLA, ~25x
+    faster than unsorted_segment_sum on CPU)."""
+    import tensorflow as tf  # the TensorFlow backend only
+
+    return tf.raw_ops.DenseBincount(
+        input=digits, size=size + 1, weights=tf.constant([], tf.int32),
+        binary_output=False)
 
 
 def _histogram(digits, size):
-    """Counts of each value in [0, size) of `digits`; values == size are
-    ignored. A constant size keeps it compilable by XLA (tf.math.bincount
-    computes its size at run time); ~25x faster than unsorted_segment_sum
-    on CPU."""
-    counts = tf.raw_ops.DenseBincount(
-        input=digits, size=size + 1, weights=tf.constant([], tf.int32),
-        binary_output=False)
+    """Counts of each value in [0, size) of `digits` (int32, >= 0); values
+    == size are ignored."""
+    if backend.is_tensorflow():
+        counts = _tf_histogram(digits, size)
+    else:
+        counts = ops.cast(ops.bincount(digits, minlength=size + 1), "int32")
     return counts[:size]
 
 
@@ -88,55 +124,82 @@ def _digit_threshold(digits, need, size):
     """For digits of live candidates (dead ones == size): the largest digit
     d with count(digit >= d) >= need, and count(digit > d)."""
     counts = _histogram(digits, size)
-    at_least = tf.cumsum(counts, reverse=True)
-    d = tf.reduce_max(tf.where(at_least >= need, tf.range(size), 0))
-    above = tf.reduce_sum(tf.where(tf.range(size) > d, counts, 0))
-    return d, above
+    at_least = ops.flip(ops.cumsum(ops.flip(counts, 0), dtype="int32"), 0)
+    digit = ops.arange(size, dtype="int32")
+    zero = _int32(0)
+    d = ops.max(ops.where(at_least >= need, digit, zero))
+    above = ops.sum(ops.where(digit > d, counts, zero))
+    return d, ops.cast(above, "int32")
+
+
+def _first_of(candidates, need):
+    """The first `need` of the `candidates` (bool), in index order."""
+    as_int = ops.cast(candidates, "int32")
+
+    def ranked():
+        return ops.logical_and(candidates,
+                               ops.cumsum(as_int, dtype="int32") <= need)
+
+    if backend.is_tensorflow():
+        # In graph the cumulative sum runs only when some of the entries
+        # tie at the threshold (a `tf.cond`; same result either way). JAX's
+        # eager `lax.cond` compiles its branches on every call instead.
+        n = ops.cast(ops.sum(as_int), "int32")
+        return ops.cond(ops.equal(n, need), lambda: candidates, ranked)
+    return ranked()
 
 
 def _select_top_keys_radix(keys, eligible, k):
     # Unsigned order (sign bit flipped), read as two 16-bit digits.
-    ukeys = tf.bitwise.bitwise_xor(keys, tf.constant(_SIGN, tf.int32))
-    high = tf.bitwise.bitwise_and(tf.bitwise.right_shift(ukeys, 16), 65535)
-    low = tf.bitwise.bitwise_and(ukeys, 65535)
-    need = tf.maximum(k, 1)
+    sign, low_bits = _int32(_SIGN), _int32(65535)
+    ukeys = ops.bitwise_xor(keys, sign)
+    high = ops.bitwise_and(ops.right_shift(ukeys, _int32(16)), low_bits)
+    low = ops.bitwise_and(ukeys, low_bits)
+    dead = _int32(65536)
+    need = ops.maximum(k, _int32(1))
     d_high, above_high = _digit_threshold(
-        tf.where(eligible, high, 65536), need, 65536)
-    in_bucket = tf.logical_and(eligible, tf.equal(high, d_high))
+        ops.where(eligible, high, dead), need, 65536)
+    in_bucket = ops.logical_and(eligible, ops.equal(high, d_high))
     need = need - above_high
     d_low, above_low = _digit_threshold(
-        tf.where(in_bucket, low, 65536), need, 65536)
+        ops.where(in_bucket, low, dead), need, 65536)
     need = need - above_low
     # The k-th largest key; everything above it is taken, and `need` of the
     # entries equal to it, lowest index first.
-    threshold = tf.bitwise.bitwise_xor(
-        tf.bitwise.bitwise_or(tf.bitwise.left_shift(d_high, 16), d_low),
-        tf.constant(_SIGN, tf.int32))
-    above_mask = tf.logical_and(eligible, keys > threshold)
-    equal = tf.logical_and(in_bucket, tf.equal(low, d_low))
-    n_equal = tf.reduce_sum(tf.cast(equal, tf.int32))
-    take_equal = tf.cond(
-        tf.equal(n_equal, need), lambda: equal,
-        lambda: tf.logical_and(
-            equal, tf.cumsum(tf.cast(equal, tf.int32)) <= need))
-    chosen = tf.logical_or(above_mask, take_equal)
-    return tf.logical_and(chosen, k > 0)
+    threshold = ops.bitwise_xor(
+        ops.bitwise_or(ops.left_shift(d_high, _int32(16)), d_low), sign)
+    above_mask = ops.logical_and(eligible, keys > threshold)
+    equal = ops.logical_and(in_bucket, ops.equal(low, d_low))
+    chosen = ops.logical_or(above_mask, _first_of(equal, need))
+    return ops.logical_and(chosen, k > 0)
 
 
 def _select_top_keys(keys, eligible, k, method):
-    available = tf.reduce_sum(tf.cast(eligible, tf.int32))
-    k = tf.clip_by_value(tf.cast(k, tf.int32), 0, available)
+    available = ops.cast(ops.sum(ops.cast(eligible, "int32")), "int32")
+    k = ops.minimum(ops.maximum(ops.cast(k, "int32"), _int32(0)), available)
     if method == "sort":
         return _select_top_keys_sort(keys, eligible, k)
     return _select_top_keys_radix(keys, eligible, k)
 
 
-# A pure function of its inputs (no variables), so it can always be compiled
-# on its own, inside an uncompiled train step too: XLA fuses the dozen
-# elementwise passes into a few loops (2-5x faster on CPU here). k is an
-# input tensor, so one compilation per (shape, method) serves every update.
-_select_top_keys_xla = tf.function(_select_top_keys, jit_compile=True,
-                                   reduce_retracing=True)
+_compiled = []
+
+
+def _tf_compiled():
+    """`_select_top_keys` compiled with XLA (the TensorFlow backend only).
+
+    A pure function of its inputs (no variables), so it can always be
+    compiled on its own, inside an uncompiled train step too: XLA fuses the
+    dozen elementwise passes into a few loops (2-5x faster on CPU here). k
+    is an input tensor, so one compilation per (shape, method) serves every
+    update.
+    """
+    if not _compiled:
+        import tensorflow as tf  # the TensorFlow backend only
+
+        _compiled.append(tf.function(_select_top_keys, jit_compile=True,
+                                     reduce_retracing=True))
+    return _compiled[0]
 
 
 def select_top_keys(keys, eligible, k, method="radix", jit=True):
@@ -145,30 +208,37 @@ def select_top_keys(keys, eligible, k, method="radix", jit=True):
     Args:
       keys: 1-D int32 tensor (see `order_keys`).
       eligible: 1-D bool tensor of the same length.
-      k: int32 scalar tensor or int; clipped to [0, eligible count].
+      k: int scalar tensor or int; clipped to [0, eligible count].
       method: "radix" or "sort" (same result).
-      jit: compile the selection with XLA (same result, faster on CPU).
+      jit: on the TensorFlow backend, compile the selection with XLA (same
+        result, faster on CPU); ignored on the others.
+
+    >>> select_top_keys(np.array([5, 7, 5], np.int32), [True] * 3, 2)
+    ... # bool [True, True, False]: the 7 and the first 5
     """
     _check_method(method)
-    keys = tf.convert_to_tensor(keys, tf.int32)
-    eligible = tf.convert_to_tensor(eligible, tf.bool)
-    k = tf.convert_to_tensor(k)
-    if jit:
-        return _select_top_keys_xla(keys, eligible, tf.cast(k, tf.int32),
-                                    method)
+    keys = ops.convert_to_tensor(keys, "int32")
+    eligible = ops.convert_to_tensor(eligible, "bool")
+    k = ops.cast(k, "int32")
+    if jit and backend.is_tensorflow():
+        return _tf_compiled()(keys, eligible, k, method)
     return _select_top_keys(keys, eligible, k, method)
 
 
 def select_top(scores, eligible, k, method="radix", jit=True):
-    """The `k` highest `scores` among `eligible` (flat), ties to lower index."""
-    return select_top_keys(order_keys(tf.reshape(scores, [-1])),
-                           tf.reshape(eligible, [-1]), k, method, jit)
+    """The `k` highest `scores` among `eligible` (flat), ties to lower index.
+
+    >>> select_top(np.array([0.5, 0.9, 0.5, 0.1], np.float32),
+    ...            [True, True, True, True], 2)      # [T, T, F, F]
+    """
+    return select_top_keys(order_keys(ops.reshape(scores, [-1])),
+                           ops.reshape(eligible, [-1]), k, method, jit)
 
 
 def select_bottom(scores, eligible, k, method="radix", jit=True):
     """The `k` lowest `scores` among `eligible` (flat), ties to lower index."""
-    keys = tf.bitwise.invert(order_keys(tf.reshape(scores, [-1])))
-    return select_top_keys(keys, tf.reshape(eligible, [-1]), k, method, jit)
+    keys = ops.bitwise_invert(order_keys(ops.reshape(scores, [-1])))
+    return select_top_keys(keys, ops.reshape(eligible, [-1]), k, method, jit)
 
 
 def numpy_order_keys(scores):
