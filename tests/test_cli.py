@@ -11,24 +11,10 @@ import tensorflow as tf
 
 from tf_sparse import runs
 from tf_sparse.runs import runner
-from tf_sparse.data import fashion_mnist
+from fashion_data import needs_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "fashion_mnist", "lenet300_static.py")
-
-
-def have_fashion_mnist():
-    try:
-        fashion_mnist.find_fashion_mnist_dir()
-        return True
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            raise  # CI installs the data: a missing package is a failure.
-        return False
-
-
-needs_data = pytest.mark.skipif(not have_fashion_mnist(),
-                                reason="Fashion-MNIST not installed")
 
 
 def tensorboard_tags(log_dir):
@@ -49,7 +35,7 @@ def train_cli(workdir, *overrides):
                           timeout=600, cwd=ROOT)
 
 
-@needs_data
+@needs_fashion_mnist
 def test_cli_trains_real_steps_then_resumes(tmp_path):
     workdir = str(tmp_path / "run")
     first = train_cli(workdir, "--config.epochs=1",
@@ -76,7 +62,7 @@ def test_cli_trains_real_steps_then_resumes(tmp_path):
         "steps"] == 400
 
 
-@needs_data
+@needs_fashion_mnist
 def test_cli_refuses_a_workdir_of_another_run(tmp_path):
     workdir = str(tmp_path / "run")
     assert train_cli(workdir, "--config.epochs=1",
@@ -112,7 +98,7 @@ def checkpoint_values(workdir):
     return {n: reader.get_tensor(n) for n in names}
 
 
-@needs_data
+@needs_fashion_mnist
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     whole = str(tmp_path / "whole")
     runs.run(small_config(), whole, verbose=0)
@@ -144,7 +130,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     assert ra["test_loss"] == rb["test_loss"]
 
 
-@needs_data
+@needs_fashion_mnist
 def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path,
                                                            monkeypatch):
     config = small_config(checkpoint_every_steps=4)

@@ -6,11 +6,12 @@ import importlib.util
 import os
 
 import pytest
+
 from tf_sparse import runs
-from tf_sparse.data import fashion_mnist
 from tf_sparse.runs import algorithm as algorithm_lib
 from tf_sparse.runs import plan as plan_lib
 from tf_sparse.runs import runner
+from fashion_data import needs_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -24,16 +25,6 @@ def load(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()
-
-
-def have_fashion_mnist():
-    try:
-        fashion_mnist.find_fashion_mnist_dir()
-        return True
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            raise
-        return False
 
 
 @pytest.mark.parametrize("model", ["lenet300", "lenet5"])
@@ -77,8 +68,7 @@ def small(config, epochs, steps=10):
     return config
 
 
-@pytest.mark.skipif(not have_fashion_mnist(),
-                    reason="Fashion-MNIST not installed")
+@needs_fashion_mnist
 def test_sparse_momentum_run_resumes_to_the_uninterrupted_result(
         tmp_path, monkeypatch):
     full = runs.run(small(load("lenet300_sparse_momentum"), 3),
@@ -107,8 +97,7 @@ def test_sparse_momentum_run_resumes_to_the_uninterrupted_result(
     assert os.listdir(tmp_path / "full" / "tensorboard")
 
 
-@pytest.mark.skipif(not have_fashion_mnist(),
-                    reason="Fashion-MNIST not installed")
+@needs_fashion_mnist
 def test_snip_run_prunes_the_dense_initialisation(tmp_path):
     results = runs.run(small(load("lenet300_snip"), 1, steps=60),
                        str(tmp_path / "snip"), verbose=0)

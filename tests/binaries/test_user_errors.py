@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
+from fashion_data import needs_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -19,21 +19,6 @@ TRAIN_CONFIG = os.path.join(ROOT, "configs", "fashion_mnist",
                             "lenet300_static.py")
 SHORT = ["--config.epochs=1", "--config.steps_per_epoch=2",
          "--config.eval_every_epochs=0"]
-
-
-def have_fashion_mnist():
-    from tf_sparse.data import fashion_mnist
-    try:
-        fashion_mnist.find_fashion_mnist_dir()
-        return True
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            raise
-        return False
-
-
-needs_data = pytest.mark.skipif(not have_fashion_mnist(),
-                                reason="Fashion-MNIST not installed")
 
 
 def run(args, timeout=600):
@@ -166,7 +151,7 @@ def test_a_full_disk_is_named_with_the_file(tmp_path):
         "device; nothing was written there. Free space on that disk")
 
 
-@needs_data
+@needs_fashion_mnist
 def test_a_truncated_checkpoint_is_named_and_previous_falls_back(tmp_path):
     workdir = tmp_path / "run"
     first = train(workdir, *SHORT, "--config.checkpoint_every_steps=1")

@@ -5,28 +5,12 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tf_sparse.data import fashion_mnist
+from fashion_data import needs_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "lottery", "lenet300_fashion_mnist.py")
 STABILITY = os.path.join(ROOT, "configs", "lottery", "stability.py")
-
-
-def have_fashion_mnist():
-    try:
-        fashion_mnist.find_fashion_mnist_dir()
-        return True
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            raise
-        return False
-
-
-needs_data = pytest.mark.skipif(not have_fashion_mnist(),
-                                reason="Fashion-MNIST not installed")
 
 
 def cli(tool, *args):
@@ -36,7 +20,7 @@ def cli(tool, *args):
                           timeout=900, cwd=ROOT)
 
 
-@needs_data
+@needs_fashion_mnist
 def test_lottery_then_stability_cli(tmp_path):
     workdir = str(tmp_path / "lth")
     run = cli("lottery.py", f"--config={CONFIG}", f"--workdir={workdir}",

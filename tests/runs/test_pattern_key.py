@@ -16,6 +16,7 @@ from tf_sparse import runs
 from tf_sparse.runs import config as config_lib
 from tf_sparse.runs import restore
 from runs_testlib import tiny_data
+from fashion_data import needs_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -105,17 +106,7 @@ def test_a_run_trains_with_masks_in_the_pattern(tmp_path, algorithm, spec,
     follows(model, spec, 1.0 - sparsity)
 
 
-def have_fashion_mnist():
-    from tf_sparse.data import fashion_mnist
-    try:
-        fashion_mnist.find_fashion_mnist_dir()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not have_fashion_mnist(),
-                    reason="Fashion-MNIST not installed")
+@needs_fashion_mnist
 def test_train_binary_takes_the_pattern(tmp_path):
     workdir = tmp_path / "run"
     proc = subprocess.run(
