@@ -62,3 +62,53 @@ def markdown_table(header, rows):
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+FAILURES = ("diverged", "collapsed")
+
+
+def run_in_tempdir(config, prefix, inspect=None, model_file=None):
+    """`tf_sparse.runs.run(config)` in a fresh temporary workdir, removed
+    afterwards; returns `(results, inspected, seconds)`, where `inspected`
+    is `inspect(workdir)` (called before the workdir goes) or None.
+    `model_file`: a file name in the workdir where the run saves its
+    trained network (`runs.run(model_file=...)`).
+
+    Example:
+        results, _, seconds = run_in_tempdir(config, "dst_acc_")
+    """
+    import shutil
+    import tempfile
+    import time
+
+    import keras
+    from tf_sparse import runs
+
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    start = time.perf_counter()
+    try:
+        keras.backend.clear_session()
+        extra = ({"model_file": os.path.join(workdir, model_file)}
+                 if model_file else {})
+        results = runs.run(config, workdir, verbose=0, **extra)
+        inspected = inspect(workdir) if inspect else None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, inspected, time.perf_counter() - start
+
+
+def run_fields(results):
+    """The fields every accuracy benchmark records of a run's results: test
+    accuracy and loss, nonzeros, per-layer density, the resolved config,
+    provenance, and the message of a failure ("diverged", "collapsed")."""
+    record = {"test_accuracy": results["test_accuracy"],
+              "test_loss": results["test_loss"],
+              "total_nonzeros": results["total_nonzeros"],
+              "layer_density": {p: v["density"]
+                                for p, v in results["layers"].items()},
+              "config": results["config"],
+              "provenance": results["provenance"]}
+    for failure in FAILURES:
+        if failure in results:
+            record[failure] = results[failure]["message"]
+    return record

@@ -37,10 +37,8 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -54,7 +52,7 @@ import common  # noqa: E402
 METHODS = ("static", "snip", "set", "rigl", "sparse_momentum")
 # The engine's failure reports (results.json): non-finite or exploding loss,
 # and a network that gives every input the same output.
-FAILURES = ("diverged", "collapsed")
+FAILURES = common.FAILURES
 MODELS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5-Caffe"}
 
 
@@ -69,9 +67,6 @@ def load_config(model, method):
 
 def run_one(model, method, density, seed, args, params=None):
     """One training run; `params` override `config.algorithm_params`."""
-    import keras
-    from tf_sparse import runs
-
     config = load_config(model, method)
     for k, v in (params or {}).items():
         setattr(config.algorithm_params, k, v)
@@ -80,28 +75,13 @@ def run_one(model, method, density, seed, args, params=None):
     config.sparsity = 0.0 if method == "dense" else round(1.0 - density, 6)
     if args.steps_per_epoch:
         config.steps_per_epoch = args.steps_per_epoch
-    workdir = tempfile.mkdtemp(prefix="dst_acc_")
-    start = time.perf_counter()
-    try:
-        keras.backend.clear_session()
-        results = runs.run(config, workdir, verbose=0)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    record = {"model": model, "method": method, "density": density,
-              "seed": seed, "epochs": args.epochs, "params": params or {},
-              "test_accuracy": results["test_accuracy"],
-              "test_error": 100.0 * (1.0 - results["test_accuracy"]),
-              "test_loss": results["test_loss"],
-              "total_nonzeros": results["total_nonzeros"],
-              "layer_density": {p: v["density"]
-                                for p, v in results["layers"].items()},
-              "config": results["config"],
-              "provenance": results["provenance"],
-              "seconds": time.perf_counter() - start}
-    for failure in FAILURES:
-        if failure in results:
-            record[failure] = results[failure]["message"]
-    return record
+    results, _, seconds = common.run_in_tempdir(config, "dst_acc_")
+    fields = common.run_fields(results)
+    return {"model": model, "method": method, "density": density,
+            "seed": seed, "epochs": args.epochs, "params": params or {},
+            "test_accuracy": fields["test_accuracy"],
+            "test_error": 100.0 * (1.0 - results["test_accuracy"]),
+            **fields, "seconds": seconds}
 
 
 def failure_of(record):

@@ -35,10 +35,7 @@ import glob
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -141,17 +138,15 @@ def run_case(case, setting):
     config.seed = seed
     config.sparsity = round(1.0 - density, 6)
     config.log_every_steps = 20
-    workdir = tempfile.mkdtemp(prefix="dst_fail_")
-    start = time.perf_counter()
-    try:
+
+    def inspect(workdir):
         path = os.path.join(workdir, "network.keras")
-        results = runs.run(config, workdir, verbose=0, model_file=path)
-        curve = loss_curve(workdir)
         test = runs.data.make_data(config, config.batch_size).test()
         images, _ = next(iter(test))    # the first 1,000 test images
-        network = inspect_network(path, np.asarray(images))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        return loss_curve(workdir), inspect_network(path, np.asarray(images))
+
+    results, (curve, network), seconds = common.run_in_tempdir(
+        config, "dst_fail_", inspect=inspect, model_file="network.keras")
     return {"case": case, "setting": setting, "model": model,
             "method": method, "density": density, "seed": seed,
             "epochs": epochs, "overrides": SETTINGS[setting],
@@ -165,7 +160,7 @@ def run_case(case, setting):
             "network": network,
             "config": results["config"],
             "provenance": results["provenance"],
-            "seconds": time.perf_counter() - start}
+            "seconds": seconds}
 
 
 def markdown(payload):

@@ -28,10 +28,8 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 
@@ -101,8 +99,6 @@ def shrink_report(workdir, config):
 
 
 def run_one(method, seed, args):
-    import keras
-    from tf_sparse import runs
     algorithm, pattern, sparsity, kwargs, shrink = METHODS[method]
     config = base_config()
     config.algorithm = algorithm
@@ -115,31 +111,17 @@ def run_one(method, seed, args):
     config.seed = seed
     if args.steps_per_epoch:
         config.steps_per_epoch = args.steps_per_epoch
-    workdir = tempfile.mkdtemp(prefix="structured_")
-    start = time.perf_counter()
-    try:
-        keras.backend.clear_session()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # layers a pattern leaves dense
-            results = runs.run(config, workdir, verbose=0)
-        record = {
-            "method": method, "seed": seed, "epochs": args.epochs,
-            "test_accuracy": results["test_accuracy"],
-            "test_loss": results["test_loss"],
-            "total_nonzeros": results["total_nonzeros"],
-            "layer_density": {p: v["density"]
-                              for p, v in results["layers"].items()},
-            "config": results["config"],
-            "provenance": results["provenance"],
-        }
-        for failure in ("diverged", "collapsed"):
-            if failure in results:
-                record[failure] = results[failure]["message"]
-        if shrink:
-            record["shrink"] = shrink_report(workdir, config)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    record["seconds"] = time.perf_counter() - start
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # layers a pattern leaves dense
+        results, shrunk, seconds = common.run_in_tempdir(
+            config, "structured_", inspect=(
+                (lambda workdir: shrink_report(workdir, config)) if shrink
+                else None))
+    record = {"method": method, "seed": seed, "epochs": args.epochs,
+              **common.run_fields(results)}
+    if shrink:
+        record["shrink"] = shrunk
+    record["seconds"] = seconds
     return record
 
 
