@@ -16,18 +16,24 @@ N at 1 - N/M, so a gradual ramp passes through 3:4 on its way to 2:4). A
 global ranking needs every weight's groups to be of one size (blocks, not
 channels of different widths); `check_patterns` says so before training.
 
+The mask math is `keras.ops` (masks come back as tensors of the Keras
+backend), so the same code runs in TensorFlow's train step and in the
+eager updates of JAX and PyTorch. The group layouts (`tf_sparse.patterns`)
+and channel ties (`channel_graph`) they call are their modules' own.
+
 Example:
 
     sparsities = resolve_sparsity(weights, {"*attention*": 0.9, "*": 0.5})
-    masks = magnitude_masks(weights, [tf.constant(s) for s in sparsities],
+    masks = magnitude_masks(weights, [np.float32(s) for s in sparsities],
                             "layerwise", only_active=True)
 """
 
 import fnmatch
 
+import keras
 import numpy as np
-import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import patterns
 from tf_sparse import topk
 from tf_sparse.algorithms import checks
@@ -35,15 +41,35 @@ from tf_sparse.algorithms import checks
 SCOPES = ("layerwise", "global")
 
 
+def _has_float64():
+    """Whether the backend computes in float64 (JAX only with x64 on)."""
+    if backend.name() != "jax":
+        return True
+    import jax  # the JAX backend only
+
+    return bool(jax.config.read("jax_enable_x64"))
+
+
 def kept_count(sparsity, size, minimum=1):
     """``max(minimum, floor((1 - sparsity) * size + 0.5))`` as an int32 tensor.
 
     ``1 - sparsity`` in float32 (as tfmot), the product in float64, so large
-    layers round exactly.
+    layers round exactly. JAX without 64-bit types (its default) computes
+    it on the host from the concrete `sparsity` (`kept_count_py`, the same
+    number), as its eager updates have it.
+
+    >>> kept_count(0.9, 1001)                       # int32 tensor 100
     """
-    density = tf.subtract(np.float32(1.0), tf.cast(sparsity, tf.float32))
-    count = tf.floor(tf.cast(density, tf.float64) * float(size) + 0.5)
-    return tf.maximum(tf.cast(count, tf.int32), minimum)
+    if not _has_float64():
+        return keras.ops.convert_to_tensor(
+            kept_count_py(keras.ops.convert_to_numpy(sparsity), size,
+                          minimum), "int32")
+    ops = keras.ops
+    density = ops.subtract(np.float32(1.0), ops.cast(sparsity, "float32"))
+    # Non-negative, so the cast's truncation is the floor (keras.ops.floor
+    # returns float32 on PyTorch, which would round large counts).
+    count = ops.cast(density, "float64") * float(size) + 0.5
+    return ops.maximum(ops.cast(count, "int32"), minimum)
 
 
 def kept_count_py(sparsity, size, minimum=1):
@@ -158,39 +184,53 @@ def magnitude_masks(weights, sparsities, scope, only_active, ties=None):
     if not all(layout.unstructured for layout in layouts):
         return _structured_masks(weights, layouts, sparsities, scope,
                                  only_active, ties)
+    ops = keras.ops
     scores, eligible, sizes = [], [], []
     for mw in weights:
-        value = tf.abs(tf.reshape(tf.convert_to_tensor(mw.variable), [-1]))
-        scores.append(tf.cast(value, tf.float32))
+        scores.append(ops.cast(ops.reshape(_magnitude(mw), [-1]),
+                               "float32"))
         if only_active:
-            mask = tf.reshape(tf.convert_to_tensor(mw.mask), [-1])
+            mask = ops.reshape(ops.convert_to_tensor(mw.mask), [-1])
             eligible.append(mask > 0)
         else:
-            eligible.append(tf.ones([mw.size], tf.bool))
+            eligible.append(ops.ones([mw.size], "bool"))
         sizes.append(mw.size)
     if scope == "global":
-        keep = topk.select_top(tf.concat(scores, axis=0),
-                               tf.concat(eligible, axis=0),
+        keep = topk.select_top(ops.concatenate(scores, axis=0),
+                               ops.concatenate(eligible, axis=0),
                                kept_count(sparsities, sum(sizes)))
-        pieces = tf.split(keep, sizes)
+        pieces = _split(keep, sizes)
     else:
         pieces = [topk.select_top(s, e, kept_count(sp, n))
                   for s, e, sp, n in zip(scores, eligible, sparsities, sizes)]
-    return [tf.reshape(tf.cast(p, mw.mask.dtype), mw.shape)
+    return [ops.reshape(ops.cast(p, mw.mask.dtype), mw.shape)
             for p, mw in zip(pieces, weights)]
+
+
+def _magnitude(mw):
+    """|w| of a masked weight, outside any gradient (PyTorch's variables
+    require one)."""
+    return keras.ops.abs(keras.ops.stop_gradient(
+        keras.ops.convert_to_tensor(mw.variable)))
+
+
+def _split(flat, sizes):
+    """Consecutive pieces of `flat` of the given (Python int) sizes."""
+    ends = np.cumsum(sizes).tolist()
+    return [flat[end - size:end] for size, end in zip(sizes, ends)]
 
 
 def _structured_masks(weights, layouts, sparsities, scope, only_active,
                       ties=None):
     """`magnitude_masks` when some weight follows a structured pattern."""
+    ops = keras.ops
     scores, eligible = [], []
     for mw in weights:
-        scores.append(tf.abs(tf.cast(tf.convert_to_tensor(mw.variable),
-                                     tf.float32)))
+        scores.append(ops.cast(_magnitude(mw), "float32"))
         if only_active:
-            eligible.append(tf.convert_to_tensor(mw.mask) > 0)
+            eligible.append(ops.convert_to_tensor(mw.mask) > 0)
         else:
-            eligible.append(tf.ones(mw.shape, tf.bool))
+            eligible.append(ops.ones(mw.shape, "bool"))
     if ties is not None:
         scores = ties.tied_scores(scores, layouts)
     if scope != "global":
@@ -213,11 +253,11 @@ def _structured_masks(weights, layouts, sparsities, scope, only_active,
         if ranked:
             groups = [layouts[i].num_groups for i in ranked]
             chosen = topk.select_top(
-                tf.concat([layouts[i].group_sums(scores[i]) for i in ranked],
-                          axis=0),
-                tf.concat([layouts[i].group_eligible(eligible[i])
-                           for i in ranked], axis=0),
+                ops.concatenate([layouts[i].group_sums(scores[i])
+                                 for i in ranked], axis=0),
+                ops.concatenate([layouts[i].group_eligible(eligible[i])
+                                 for i in ranked], axis=0),
                 kept_count(sparsities, sum(groups)))
-            for i, piece in zip(ranked, tf.split(chosen, groups)):
+            for i, piece in zip(ranked, _split(chosen, groups)):
                 kept[i] = layouts[i].expand(piece)
-    return [tf.cast(k, mw.mask.dtype) for k, mw in zip(kept, weights)]
+    return [ops.cast(k, mw.mask.dtype) for k, mw in zip(kept, weights)]
