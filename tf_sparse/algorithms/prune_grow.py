@@ -517,13 +517,20 @@ class PruneGrow(base.MaskAlgorithm):
                                                  layout, tied)
         else:
             dropped, grown = self._select_n_m(ctx, i, n_drop, layout)
-        kept = tf.logical_and(active, tf.logical_not(dropped))
-        new_active = tf.logical_or(kept, grown)
-        net_new = tf.logical_and(grown, tf.logical_not(active))
+        ops = keras.ops
+        kept = ops.logical_and(active, ops.logical_not(dropped))
+        new_active = ops.logical_or(kept, grown)
+        net_new = ops.logical_and(grown, ops.logical_not(active))
         self._write_layer(ctx, i, new_active, dropped, grown, net_new)
         return {"active": new_active, "dropped": dropped, "grown": grown,
-                "regrown": tf.logical_and(grown, dropped),
+                "regrown": ops.logical_and(grown, dropped),
                 "net_new": net_new}
+
+    def _candidates(self, active, kept):
+        """Where growth may go: every inactive position, and the dropped
+        ones too unless `regrow_dropped="never"` (bools, keras.ops)."""
+        return keras.ops.logical_not(
+            active if self.regrow_dropped == "never" else kept)
 
     def _select_weights(self, ctx, i, n_drop, n_grow):
         """Unstructured: the `n_drop` active weights of lowest drop score,
@@ -532,10 +539,9 @@ class PruneGrow(base.MaskAlgorithm):
         active = ctx.active[i]
         dropped = topk.select_bottom(self.drop_score(ctx, i), active, n_drop,
                                      **select)
-        kept = tf.logical_and(active, tf.logical_not(dropped))
-        candidates = tf.logical_not(
-            active if self.regrow_dropped == "never" else kept)
-        grown = topk.select_top(self.grow_score(ctx, i), candidates, n_grow,
+        kept = keras.ops.logical_and(active, keras.ops.logical_not(dropped))
+        grown = topk.select_top(self.grow_score(ctx, i),
+                                self._candidates(active, kept), n_grow,
                                 **select)
         return dropped, grown
 
@@ -563,12 +569,10 @@ class PruneGrow(base.MaskAlgorithm):
         dropped = topk.select_bottom(
             sums(self.drop_score(ctx, i) if not given else None, "drop"),
             active, n_drop, **select)
-        kept = tf.logical_and(active, tf.logical_not(dropped))
-        candidates = tf.logical_not(
-            active if self.regrow_dropped == "never" else kept)
+        kept = keras.ops.logical_and(active, keras.ops.logical_not(dropped))
         grown = topk.select_top(
             sums(self.grow_score(ctx, i) if not given else None, "grow"),
-            candidates, n_grow, **select)
+            self._candidates(active, kept), n_grow, **select)
         return weights_of(dropped), weights_of(grown)
 
     def _select_n_m(self, ctx, i, n_drop, layout):
@@ -590,14 +594,14 @@ class PruneGrow(base.MaskAlgorithm):
         dropped = topk.select_bottom(
             self.drop_score(ctx, i), eligible, n_drop,
             method=self.selection_method, jit=self.jit_selection)
-        kept = tf.logical_and(active, tf.logical_not(dropped))
-        candidates = tf.logical_not(
-            active if self.regrow_dropped == "never" else kept)
-        lost = tf.reduce_sum(tf.cast(layout.groups(
-            tf.reshape(dropped, shape)), tf.int32), axis=1, keepdims=True)
-        grown = layout.select(tf.reshape(self.grow_score(ctx, i), shape),
-                              tf.reshape(candidates, shape), lost)
-        return dropped, tf.reshape(grown, [-1])
+        ops = keras.ops
+        kept = ops.logical_and(active, ops.logical_not(dropped))
+        candidates = self._candidates(active, kept)
+        lost = ops.sum(ops.cast(layout.groups(
+            ops.reshape(dropped, shape)), "int32"), axis=1, keepdims=True)
+        grown = layout.select(ops.reshape(self.grow_score(ctx, i), shape),
+                              ops.reshape(candidates, shape), lost)
+        return dropped, ops.reshape(grown, [-1])
 
     def _write_layer(self, ctx, i, new_active, dropped, grown, net_new):
         mw = self.weights[i]
