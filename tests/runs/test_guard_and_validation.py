@@ -131,6 +131,22 @@ def test_a_loss_far_above_its_start_stops_the_run():
     assert progress.position == 2 and saved == []
 
 
+def test_a_small_first_loss_is_measured_against_the_chance_level_loss():
+    # Fine-tuning starts at a small loss; one batch after a pruning step
+    # above 10x that is not a divergence until it passes 10 x ln(10).
+    progress = runner.Progress(position=0, steps_per_epoch=10, stop=100,
+                               save=[].append, divergence_factor=10,
+                               loss_floor=runner.chance_loss(10))
+    progress.on_epoch_begin(0)
+    progress.on_train_batch_end(0, {"loss": 0.11})
+    progress.on_train_batch_end(1, {"loss": 1.36})
+    progress.on_train_batch_end(2, {"loss": 23.0})
+    with pytest.raises(runner.Diverged, match=r"the training loss 23.1 is "
+                       r"above divergence_factor=10 x the chance-level loss "
+                       r"2.30259 \(its first value was 0.11\)"):
+        progress.on_train_batch_end(3, {"loss": 23.1})
+
+
 def test_the_cli_says_a_run_diverged_and_exits_non_zero(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "train.py"),

@@ -182,7 +182,8 @@ class Run:
             eval_every_epochs=self.config.eval_every_epochs,
             checkpoint_every_steps=self.config.checkpoint_every_steps,
             keep_checkpoints=keep_checkpoints, verbose=self.verbose,
-            label=label, divergence_factor=self.config.divergence_factor)
+            label=label, divergence_factor=self.config.divergence_factor,
+            loss_floor=runner.chance_loss(self.data.num_classes))
         if trained.diverged:
             raise runner.Diverged({**trained.diverged, "message": (
                 f"[{label}] {trained.diverged['message']}")})

@@ -194,7 +194,8 @@ EXECUTION = (
     Key("log_every_steps", 0, "> 0: step-level loss to TensorBoard",
         resumable=True),
     Key("divergence_factor", 10.0, "stop when the training loss exceeds "
-        "this multiple of its first value (0: only non-finite losses)",
+        "this multiple of its first value, or of the chance-level loss "
+        "ln(classes) when that is larger (0: only non-finite losses)",
         resumable=True),
     Key("on_bad_checkpoint", "error", "the newest checkpoint of a resumed "
         "run is damaged: 'error' stops with the file named; 'previous' "

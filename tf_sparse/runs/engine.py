@@ -316,7 +316,8 @@ def run(config, workdir, *, strategy=None, data=None, model_fn=None,
         eval_every_epochs=config.eval_every_epochs,
         checkpoint_every_steps=config.checkpoint_every_steps,
         keep_checkpoints=config.keep_checkpoints, verbose=verbose,
-        label=workdir, divergence_factor=config.divergence_factor)
+        label=workdir, divergence_factor=config.divergence_factor,
+        loss_floor=runner.chance_loss(prepared.data.num_classes))
     results = results_of(prepared, session, trained, wd,
                          seconds=time.time() - started,
                          diagnostics_history=diag.history if diag else None)
