@@ -83,6 +83,17 @@ def projection_density(results):
     return nonzero / size if size else 1.0
 
 
+def relative_paths(report, args):
+    """`report` (a divergence report or None) with the workroot's absolute
+    path written relative to the repository."""
+    if not report:
+        return report
+    root = os.path.abspath(args.workroot)
+    relative = os.path.relpath(root, ROOT)
+    return {key: value.replace(root, relative) if isinstance(value, str)
+            else value for key, value in report.items()}
+
+
 def run_one(args, name, changes):
     from tf_sparse import recipes
     import keras
@@ -110,7 +121,7 @@ def run_one(args, name, changes):
            "epoch_seconds": seconds,
            "last_epoch_seconds": seconds[-1] if seconds else None,
            "wall_seconds_this_call": time.time() - started,
-           "diverged": results.get("diverged")}
+           "diverged": relative_paths(results.get("diverged"), args)}
     print(json.dumps({k: row[k] for k in (
         "name", "test_accuracy", "density_pruned", "last_epoch_seconds")}),
         flush=True)
@@ -142,8 +153,12 @@ def grid(args):
 
 
 def summarise(rows):
+    """Mean and spread per group over the runs that finished; a diverged
+    run is listed apart (`diverged_runs`), never averaged."""
     groups = {}
     for row in rows:
+        if row.get("diverged"):
+            continue
         kd = "KD" if row["teacher"] else "no KD"
         if row["algorithm"] == "dense":
             key = "dense"
@@ -262,6 +277,10 @@ def write(args, rows, total):
     import keras_hub
     machine["keras_hub"] = keras_hub.__version__
     notes = list(args.note)
+    for row in rows:
+        if row.get("diverged"):
+            notes.append(f"DIVERGED, not in the table: {row['name']}: "
+                         f"{row['diverged']['message']}")
     if len(rows) < total:
         notes.insert(0, f"PARTIAL: {len(rows)} of {total} runs done; rerun "
                      "`python benchmarks/hub_finetune.py` to finish (finished "
