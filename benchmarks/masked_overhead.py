@@ -15,7 +15,10 @@ by the optimizer after its update for every masked weight
     dense_xla, masked_xla   both compiled with `jit_compile=True`, where XLA
                        fuses the constraint into the update
 
-interleaved round by round (order reversed every other round), SGD with
+for LeNet-300-100, LeNet-5-Caffe and the keras-hub ViT of
+benchmarks/hub_finetune.py (`hub_vit`: `ViTBackbone` + `ViTImageClassifier`,
+patch 7, 4 layers, hidden 64; only its 24 attention/MLP projections masked,
+`hub.sparsity_map`), interleaved round by round (order reversed every other round), SGD with
 momentum, synthetic input of the model's shape, and reports the median
 ratio to dense of wall time and of process CPU time (CPU time is the
 steadier figure on a shared machine). Writes
@@ -54,9 +57,20 @@ def where_constraint(keras, mask):
     return WhereMask()
 
 
+BATCH = dict(archs.BATCH, hub_vit=128)
+HUB_VIT = dict(patch_size=7, num_layers=4, num_heads=4, hidden_dim=64,
+               mlp_dim=128)   # configs/recipes/hub_vit_gmp_kd.py's model
+
+
 def build(name, variant, sparsity, keras, tfs):
     keras.utils.set_random_seed(0)
-    model = archs.build(name, keras)
+    if name == "hub_vit":
+        from tf_sparse.models import hub
+        model = hub.get_model("vit", num_classes=10, input_shape=(28, 28, 1),
+                              **HUB_VIT)
+        sparsity = hub.sparsity_map(model, sparsity)
+    else:
+        model = archs.build(name, keras)
     if variant.startswith("masked"):
         model = tfs.sparsify(model, sparsity=sparsity, seed=0)
         if variant == "masked_where":
@@ -70,7 +84,10 @@ def time_model(name, steps, rounds, sparsity):
     import numpy as np
     import tf_sparse as tfs
 
-    x, y, batch = step_time.synthetic(name, steps, np)
+    batch = BATCH[name]
+    rng = np.random.default_rng(0)
+    x = rng.random((batch * steps, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, batch * steps).astype("int32")
     models, clocks = {}, {}
     for variant in VARIANTS:
         model = build(name, variant, sparsity, keras, tfs)
@@ -128,7 +145,10 @@ def markdown(payload):
         "# The masked path vs dense: cost per epoch",
         "",
         f"`python benchmarks/masked_overhead.py` ({args['rounds']} "
-        f"interleaved rounds of {args['steps']} steps per model; sparsity "
+        f"interleaved rounds per model, steps per epoch: "
+        + ", ".join(f"{name} {result['steps']} (batch {result['batch']})"
+                    for name, result in payload["models"].items())
+        + f"; sparsity "
         f"{args['sparsity']}; SGD momentum; synthetic input; machine: "
         f"{payload['machine']['cpu_count']} cores, "
         f"{payload['machine'].get('cpu', '?')}, shared with other jobs; TF "
@@ -147,8 +167,9 @@ def markdown(payload):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="lenet300_100,lenet5_caffe")
-    parser.add_argument("--steps", default="600,200",
+    parser.add_argument("--models",
+                        default="lenet300_100,lenet5_caffe,hub_vit")
+    parser.add_argument("--steps", default="600,200,100",
                         help="steps per epoch, one per model")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sparsity", type=float, default=0.9)
