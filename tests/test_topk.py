@@ -110,6 +110,19 @@ def test_selection_takes_a_tensor_k_inside_a_compiled_function():
     assert chosen(top(tf.constant(3))) == [0, 2, 3]
 
 
+@pytest.mark.parametrize("method", ["radix", "sort"])
+def test_selection_of_a_tensor_of_unknown_length_in_graph(method):
+    # What sparse-compute RigL selects from: a boolean_mask's output.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def top_two_positive(x):
+        positive = tf.boolean_mask(x, x > 0)
+        return topk.select_top(positive, tf.ones_like(positive, tf.bool), 2,
+                               method=method, jit=False)
+
+    picked = top_two_positive(tf.constant([1.0, -1.0, 3.0, 2.0, 0.5]))
+    assert chosen(picked) == [1, 2]          # 3.0 and 2.0 of [1, 3, 2, .5]
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match="'heap'.*radix, sort"):
         topk.select_top([1.0], [True], 1, method="heap")

@@ -62,6 +62,18 @@ def _int32(value):
     return ops.convert_to_tensor(value, "int32")
 
 
+def _bitcast_int32(scores):
+    """The bits of float32 `scores` as int32, any shape. On TensorFlow
+    `tf.bitcast` itself: `keras.ops.view` checks the last dimension in
+    Python, which fails in graph when it is unknown (a `boolean_mask`
+    output, as in sparse-compute RigL's grow candidates)."""
+    if backend.is_tensorflow():
+        import tensorflow as tf  # the TensorFlow backend only
+
+        return tf.bitcast(scores, tf.int32)
+    return ops.view(scores, "int32")
+
+
 def order_keys(scores):
     """Maps float32 scores to int32 keys with the same order (in graph).
 
@@ -76,7 +88,7 @@ def order_keys(scores):
     scores = ops.convert_to_tensor(scores)
     if keras.backend.standardize_dtype(scores.dtype) != "float32":
         scores = ops.cast(scores, "float32")
-    bits = ops.view(scores, "int32")
+    bits = _bitcast_int32(scores)
     return ops.where(bits < 0, ops.bitwise_xor(bits, _int32(_MAGNITUDE)),
                      bits)
 
