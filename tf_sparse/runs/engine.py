@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sparse import algorithms
+from tf_sparse import backend
 from tf_sparse import diagnostics
 from tf_sparse import distribute
 from tf_sparse import flops
@@ -48,6 +49,7 @@ from tf_sparse import saving
 from tf_sparse import undertraining
 from tf_sparse.runs import config as config_lib
 from tf_sparse.runs import data as data_lib
+from tf_sparse.runs import eager
 from tf_sparse.runs import optimizer as optimizer_lib
 from tf_sparse.runs import plan as plan_lib
 from tf_sparse.runs import runner
@@ -59,9 +61,11 @@ from tf_sparse.runs import workdir as workdir_lib
 # workdir (WorkdirError, WorkdirWriteError), a checkpoint
 # (checkpoints.CheckpointError), a .keras file (saving.SavedModelError), a
 # data set; OSError: a file that is missing or cannot be read or written;
-# TensorFlow's errors for data it cannot read or find; no TPU; a diverged
-# run. Any other exception is a bug and keeps its traceback.
+# TensorFlow's errors for data it cannot read or find; no TPU; a feature
+# the Keras backend cannot run (a strategy under JAX); a diverged run. Any
+# other exception is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, OSError, distribute.TPUNotFoundError,
+               backend.UnsupportedBackendError,
                tf.errors.InvalidArgumentError, tf.errors.DataLossError,
                tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
                runner.Diverged)
@@ -78,6 +82,7 @@ def check_execution(config, info):
     if config.steps_per_execution < 1:
         raise ValueError(f"steps_per_execution={config.steps_per_execution!r}"
                          " must be >= 1")
+    eager.check(config, info)
     if config.eval_batch_size % info.num_replicas:
         raise ValueError(f"eval_batch_size={config.eval_batch_size} is not "
                          f"divisible by the {info.num_replicas} replicas")
@@ -344,6 +349,10 @@ def launch(config, workdir, *, strategy="default", tpu="", cpu_devices=0,
             f"{' or '.join(map(repr, datasets))}; use the other binary or "
             "another config")
     if cpu_devices:
+        backend.require_tensorflow(
+            f"--cpu_devices={cpu_devices} (logical CPU devices for "
+            "tf.distribute)", "Leave it out: under this backend the run "
+            "trains on one device.")
         distribute.split_cpu(cpu_devices)
     strategy_obj = distribute.create_strategy(strategy, tpu=tpu)
     try:

@@ -2,7 +2,9 @@
 
 `load_model(workdir)` rebuilds the network a run trained (from run.json,
 with the engine's model factory) and restores its weights and masks from
-the latest checkpoint; `check_batch` gives a batch to check exports on.
+the latest checkpoint (tf.train's, or the `.keras` file of a run trained on
+JAX or PyTorch, `runs/keras_checkpoint.py`); `check_batch` gives a batch to
+check exports on.
 
 Example:
 
@@ -21,6 +23,7 @@ from tf_sparse import masking
 from tf_sparse.runs import algorithm as algorithm_lib
 from tf_sparse.runs import config as config_lib
 from tf_sparse.runs import data as data_lib
+from tf_sparse.runs import keras_checkpoint
 from tf_sparse.runs import model as model_lib
 from tf_sparse.runs import workdir as workdir_lib
 
@@ -80,8 +83,17 @@ def load_model(workdir, checkpoint=None):
         model = model_lib.sparsify(
             config, model, gradual=algorithm_lib.is_gradual(config))
     path = checkpoint
+    folder = os.path.join(workdir, "checkpoints")
+    if path is None and keras_checkpoint.numbered(folder):
+        path = keras_checkpoint.numbered(folder)[0]
+    if path is not None and path.endswith(keras_checkpoint.SUFFIX):
+        try:
+            keras_checkpoint.restore_network(model, path)
+        except checkpoints.CheckpointError as error:
+            raise RestoreError(f"{error} (the model of {workdir}/run.json)") \
+                from error
+        return model, raw
     if path is None:
-        folder = os.path.join(workdir, "checkpoints")
         path, problem = checkpoints.read_index(folder)
         if problem is not None:
             raise RestoreError(

@@ -46,6 +46,7 @@ from tf_sparse import masking
 from tf_sparse import training
 from tf_sparse.runs import algorithm as algorithm_lib
 from tf_sparse.runs import config as config_lib
+from tf_sparse.runs import eager
 from tf_sparse.runs import model as model_lib
 from tf_sparse.runs import optimizer as optimizer_lib
 
@@ -132,6 +133,8 @@ def _config_masks(config, data, algorithm, loss):
     if getattr(algorithm, "prunes_at_init", False):
         batch = data.first_batch(data_seed(config),
                                  algorithm.batch_size or data.batch_size)
+        if eager.applies():
+            batch = eager.host_batch(batch)
 
         def masks(dense):
             return algorithm.initial_masks(
@@ -470,10 +473,13 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
                 print(f"[{label}] removed {path}, left by an interrupted "
                       "checkpoint save.", flush=True)
     with session.strategy.scope():
-        ckpt = checkpoints.TrainingCheckpoint(
+        ckpt = (eager.checkpoint if eager.applies()
+                else checkpoints.TrainingCheckpoint)(
             directory, model, session.algorithm,
             max_to_keep=max(keep_checkpoints, 1),
             on_bad_checkpoint=on_bad_checkpoint or session.on_bad_checkpoint)
+        if eager.applies():
+            ckpt.remove_temporaries()
         ckpt.restore(repair=info.is_chief)
         resumed = ckpt.restored_from is not None
         if not resumed and start is not None:
@@ -483,7 +489,8 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
         writer_ckpt = checkpoints.TrainingCheckpoint(
             distribute.worker_directory(directory, info), model,
             session.algorithm, max_to_keep=1)
-    position = int(ckpt.batches.numpy()) or session.iterations
+    position = int(keras.ops.convert_to_numpy(ckpt.batches)) or (
+        session.iterations)
     first = position
     spe = data.steps_per_epoch
     stop = min(stop_step or end_step, end_step)
@@ -504,7 +511,8 @@ def train(session, data, directory, *, data_seed, end_step, start=None,
                         global_batch=data.batch_size,
                         divergence_factor=divergence_factor,
                         loss_floor=loss_floor)
-    fit_callbacks = [progress, *callbacks]
+    fit_callbacks = [*eager.mask_update_callbacks(session), progress,
+                     *callbacks]
     fit_kwargs = dict(shuffle=False, verbose=verbose if info.is_chief else 0,
                       callbacks=fit_callbacks)
     if validation is not None and eval_every_epochs:

@@ -1,6 +1,7 @@
 """A run's folder: what it is (run.json), and files written atomically.
 
-    workdir/run.json        kind and config of the run, written when it starts
+    workdir/run.json        kind, Keras backend and config of the run, written
+                            when it starts
     workdir/checkpoints/    model, masks, optimizer slots, algorithm state
     workdir/tensorboard/    summaries
     workdir/results.json    what the run measured at the end
@@ -30,6 +31,7 @@ import json
 import os
 import subprocess
 
+from tf_sparse import backend
 from tf_sparse import files
 from tf_sparse import version
 from tf_sparse.runs import config as config_lib
@@ -297,6 +299,18 @@ class Workdir:
                     f"Workdir {self.path} holds a {previous.get('kind')} run, "
                     f"not a {kind} run. Use another --workdir; nothing was "
                     "changed in this one.")
+            # Checkpoints are tf.train's on TensorFlow and .keras files
+            # elsewhere (runs/eager.py): a run resumes on its own backend.
+            # Records older than the key were written on TensorFlow.
+            stored_backend = previous.get("backend", "tensorflow")
+            if stored_backend != backend.name():
+                raise RunMismatchError(
+                    f"Workdir {self.path} holds a run trained with "
+                    f"backend={stored_backend!r}, but this process runs "
+                    f"Keras on {backend.name()!r}; its checkpoints are read "
+                    f"on {stored_backend!r} only. Run again with "
+                    f"--backend={stored_backend} (KERAS_BACKEND), or use "
+                    "another --workdir; nothing was changed in this one.")
             for key in identity:
                 if key not in stored:
                     continue
@@ -308,7 +322,8 @@ class Workdir:
                         "nothing was changed in this one.")
             return previous
         record = {"format": FORMAT, "version": VERSION, "kind": kind,
-                  "config": current, "started_by": provenance(),
+                  "backend": backend.name(), "config": current,
+                  "started_by": provenance(),
                   **(extra or {})}
         if write:
             self.write_json(RUN_FILE, record)
