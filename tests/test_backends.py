@@ -127,18 +127,22 @@ def _error_line(done):
 
 
 @_needs("jax")
-def test_train_binary_names_the_backend_its_engine_needs():
+def test_train_binary_refuses_a_strategy_under_jax_in_one_line(tmp_path):
+    # --backend=jax takes effect (the process starts with TensorFlow's
+    # environment); tf.distribute is TensorFlow's, named with the backend.
+    # (tests/backends/test_backend_runs.py trains through the binary.)
     done = _run("tensorflow", ["tools/train.py", "--backend=jax",
                                "--config=configs/fashion_mnist/"
-                               "lenet300_static.py", "--workdir=unused"])
+                               "lenet300_static.py", "--strategy=mirrored",
+                               f"--workdir={tmp_path / 'run'}"])
     assert done.returncode == 1
     assert _error_line(done) == (
-        "train: error: tools/train.py (its run engine: tf.data input, "
-        "tf.distribute, tf.train checkpoints) needs the tensorflow backend "
-        "of Keras; this process runs Keras on 'jax' (KERAS_BACKEND, fixed "
-        "when keras is first imported). Train with Keras's fit and "
-        "tfs.callbacks.MaskUpdate under this backend (README, \"Backends\"), "
-        "or pass --backend=tensorflow.")
+        "train: error: tf.distribute strategy 'mirrored' needs the "
+        "tensorflow backend of Keras; this process runs Keras on 'jax' "
+        "(KERAS_BACKEND, fixed when keras is first imported). Run it with "
+        "KERAS_BACKEND=tensorflow; under this backend tf-sparse trains on "
+        "one device (keras.distribution is not tested with tf-sparse).")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("args, message", [
