@@ -170,3 +170,22 @@ def test_a_checkpoint_of_another_backend_is_refused(tmp_path):
                        match=f"backend='{other}'.*'{backend.name()}'"):
         engine.run(config("static", epochs=1, steps_per_epoch=1), workdir,
                    data=tiny_data(), verbose=0)
+
+
+@pytest.mark.skipif(backend.is_tensorflow(), reason="checks the errors of "
+                    "the JAX and PyTorch backends")
+@pytest.mark.parametrize("name", ["train_cifar10", "train_imagenet"])
+def test_cifar10_and_imagenet_binaries_name_the_backend(name, tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", f"{name}.py"),
+         f"--workdir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True,
+        text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{name}: error: tools/{name}.py (tf.distribute")
+    assert (f"needs the tensorflow backend of Keras; this process runs Keras "
+            f"on '{backend.name()}'") in last
+    assert last.endswith("tools/train.py trains the Fashion-MNIST configs "
+                         "on jax and torch too.")
+    assert not (tmp_path / "run").exists()
