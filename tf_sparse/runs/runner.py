@@ -11,8 +11,11 @@ from its last checkpoint in `directory`) to `end_step`:
   lottery level that starts at its rewind step;
 - one `fit` per stretch of whole epochs, and one for a partial epoch at
   either end (a run resumed mid-epoch, a rewind point inside an epoch);
-- a checkpoint (`tf_sparse.checkpoints.TrainingCheckpoint`) at every epoch
+- a checkpoint (`tf_sparse.checkpoints.TrainingCheckpoint`; on JAX and
+  PyTorch a `.keras` file, `runs/keras_checkpoint.py`) at every epoch
   end, every `checkpoint_every_steps` batches, and where training stops;
+- on JAX and PyTorch, mask updates between two steps (`runs/eager.py`:
+  `tfs.callbacks.MaskUpdate`) instead of inside the compiled step;
 - validation every `eval_every_epochs` epochs; TensorBoard summaries of
   sparsity, mask updates, FLOPs and the epoch logs; optional
   under-training diagnostics.
