@@ -96,11 +96,17 @@ def test_a_stopped_run_started_again_ends_as_the_whole_run(tmp_path):
     whole = str(tmp_path / "whole")
     engine.run(config("set"), whole, verbose=0)
     parts = str(tmp_path / "parts")
-    # Stopped mid-epoch (step 7), then at the end; the second start reads
-    # the checkpoint of step 7 and plays epoch 2's batches 3 to 5.
-    first = engine.run(config("set", max_steps=7), parts, verbose=0)
+    # Checkpoints every 3 steps too (saved inside fit: at 3, 5, 6, 7; two
+    # kept). Stopped mid-epoch (step 7), then at the end; the second start
+    # reads the checkpoint of step 7 and plays epoch 2's batches 3 to 5.
+    first = engine.run(config("set", max_steps=7, checkpoint_every_steps=3),
+                       parts, verbose=0)
     assert (first["batches"], first["finished"]) == (7, False)
-    rest = engine.run(config("set"), parts, verbose=0)
+    assert checkpoint_files(parts) == (
+        ["ckpt-6", "ckpt-7"] if backend.is_tensorflow()
+        else ["ckpt-6.keras", "ckpt-7.keras"])
+    rest = engine.run(config("set", checkpoint_every_steps=3), parts,
+                      verbose=0)
     assert (rest["batches"], rest["steps_run"], rest["finished"]) == (
         10, 3, True)
     for name, (a, b) in {"weights": (network(whole)[0], network(parts)[0]),
