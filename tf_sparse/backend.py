@@ -6,10 +6,11 @@ enforcement (`masking.MaskConstraint`, applied by every Keras optimizer),
 `sparsify`, `summary`, `strip` and `.keras` save/load work on the
 TensorFlow, JAX and PyTorch backends. Mask updates run inside TensorFlow's
 compiled train step on the TensorFlow backend and eagerly between steps on
-the others (`tf_sparse.training`). Features built on TensorFlow itself
+the others (`tf_sparse.training`); the run engine behind `tools/train.py`
+runs on all three (`tf_sparse.runs.eager`). Features built on TensorFlow itself
 (tf.distribute strategies, SavedModel and LiteRT export, CSR inference,
-`compute="sparse"`, tfds pipelines, the run engine behind `tools/train.py`)
-call `require_tensorflow`, which raises one `UnsupportedBackendError` naming
+`compute="sparse"`, tfds pipelines, `tools/train_cifar10.py` and
+`train_imagenet.py`) call `require_tensorflow`, which raises one `UnsupportedBackendError` naming
 the backend and the alternative.
 
 Example:
