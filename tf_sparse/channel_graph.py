@@ -42,7 +42,6 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tf_sparse import masking
 from tf_sparse import registry
@@ -884,19 +883,26 @@ class ChannelTies:
                 for column_ids, s in zip(self.ids, sums)]
 
     def tie(self, sums):
-        """`numpy_tie` in graph: float32 [C] tensors (None passes)."""
-        pieces = [(tf.cast(s, tf.float32), tf.constant(c, tf.int64))
+        """`numpy_tie` in graph (keras.ops, any backend): float32 [C]
+        tensors (None passes)."""
+        ops = keras.ops
+        pieces = [(ops.cast(s, "float32"), c)
                   for c, s in zip(self.ids, sums) if c is not None]
-        total = tf.math.unsorted_segment_sum(
-            tf.concat([s for s, _ in pieces], 0),
-            tf.concat([c for _, c in pieces], 0), self.num_ids)
-        return [s if c is None else tf.gather(total, tf.constant(c, tf.int64))
-                for c, s in zip(self.ids, sums)]
+        total = ops.segment_sum(
+            ops.concatenate([s for s, _ in pieces], axis=0),
+            ops.convert_to_tensor(np.concatenate([c for _, c in pieces]),
+                                  "int32"),
+            num_segments=self.num_ids)
+        return [s if c is None else ops.take(
+            total, ops.convert_to_tensor(c, "int32"), axis=0)
+            for c, s in zip(self.ids, sums)]
 
     def tied_scores(self, scores, layouts):
         """Kernel-shaped scores whose channel sums are the tied sums (each
         channel's total on its first row, zeros elsewhere: the sums are then
-        exact, so tied columns of different fan-in rank alike), in graph."""
+        exact, so tied columns of different fan-in rank alike), in graph
+        (keras.ops, any backend)."""
+        ops = keras.ops
         sums = [None if c is None else layout.group_sums(score)
                 for c, score, layout in zip(self.ids, scores, layouts)]
         tied = self.tie(sums)
@@ -905,10 +911,9 @@ class ChannelTies:
             if c is None:
                 result.append(score)
                 continue
-            first = tf.one_hot(tf.zeros([layout.num_groups], tf.int32),
-                               layout.group_size, dtype=tf.float32)
-            result.append(tf.convert_to_tensor(
-                layout.ungroup(first * tf.reshape(s, (-1, 1)))))
+            first = ops.one_hot(ops.zeros([layout.num_groups], "int32"),
+                                layout.group_size, dtype="float32")
+            result.append(layout.ungroup(first * ops.reshape(s, (-1, 1))))
         return result
 
     def components(self):

@@ -35,7 +35,6 @@ import re
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tf_sparse import registry
 from tf_sparse import topk
@@ -43,6 +42,8 @@ from tf_sparse import topk
 UNSTRUCTURED = "unstructured"
 ACCEPTED = ('"unstructured", "N:M" with 1 <= N < M (e.g. "2:4"), '
             '"block:RxC" (e.g. "block:4x4") or "channel"')
+
+ops = keras.ops
 
 _NM = re.compile(r"^(\d+):(\d+)$")
 _BLOCK = re.compile(r"^block:(\d+)x(\d+)$")
@@ -371,26 +372,26 @@ class Layout:
                     f"{self.group_size} are partly kept")
         return None
 
-    # -- in graph -----------------------------------------------------------
+    # -- in graph (keras.ops: any backend, inside tf.function and XLA) -----
 
     def group_sums(self, scores):
         """Per-group sums of `scores` (kernel shape), a float32 [num_groups]
-        tensor, in graph."""
-        scores = tf.cast(tf.convert_to_tensor(scores), tf.float32)
-        return tf.reduce_sum(self.groups(scores), axis=1)
+        tensor of the backend, in graph."""
+        scores = ops.cast(ops.convert_to_tensor(scores), "float32")
+        return ops.sum(self.groups(scores), axis=1)
 
     def group_eligible(self, eligible):
         """Per group, whether all its entries are `eligible` (kernel-shaped
         bools), a bool [num_groups] tensor."""
-        return tf.reduce_all(
-            self.groups(tf.convert_to_tensor(eligible, tf.bool)), axis=1)
+        return ops.all(self.groups(ops.convert_to_tensor(eligible, "bool")),
+                       axis=1)
 
     def expand(self, kept_groups):
         """A bool tensor of the kernel's shape, true on every entry of the
         groups where `kept_groups` ([num_groups] bools) is true."""
-        kept = tf.broadcast_to(tf.reshape(kept_groups, (-1, 1)),
-                               (self.num_groups, self.group_size))
-        return tf.convert_to_tensor(self.ungroup(kept))
+        kept = ops.broadcast_to(ops.reshape(kept_groups, (-1, 1)),
+                                (self.num_groups, self.group_size))
+        return self.ungroup(kept)
 
     def select(self, scores, eligible, units, lowest=False):
         """Bool tensor of the kernel's shape: `units` units (see `units`) of
@@ -402,27 +403,45 @@ class Layout:
         `units` may then be a [num_groups, 1] tensor, a count per group.
         `lowest=True` selects the lowest scores instead (N:M only; ties
         still to the lower entry). `units` may be an int tensor; works
-        under XLA.
+        under XLA. keras.ops: a tensor of the backend, the same mask bit
+        for bit on TensorFlow, JAX and PyTorch.
+
+        >>> layout = parse("1:4").layout((4, 1), registry.KernelAxes(
+        ...     (0,), (1,), 0))
+        >>> layout.select(np.array([[1.], [3.], [3.], [2.]], np.float32),
+        ...               np.ones((4, 1), bool), 1)
+        ... # bool [[F], [T], [F], [F]]: the first of the two 3s
         """
         if lowest and self.keep is None:
             raise ValueError("Layout.select(lowest=True) is for N:M "
                              "layouts; use topk.select_bottom on group sums.")
-        scores = tf.cast(tf.convert_to_tensor(scores), tf.float32)
-        eligible = tf.convert_to_tensor(eligible, tf.bool)
+        scores = ops.cast(ops.convert_to_tensor(scores), "float32")
+        eligible = ops.convert_to_tensor(eligible, "bool")
         if self.unstructured:
             keep = topk.select_top(scores, eligible, units)
-            return tf.reshape(keep, self.shape)
+            return ops.reshape(keep, self.shape)
         if self.keep is None:
             return self.expand(topk.select_top(
                 self.group_sums(scores), self.group_eligible(eligible), units))
-        grouped = self.groups(scores)
-        ok = self.groups(eligible)
-        keys = topk.order_keys(grouped)
-        if lowest:
-            keys = tf.bitwise.invert(keys)
-        keys = tf.where(ok, tf.cast(keys, tf.int64),
-                        tf.constant(-(2 ** 40), tf.int64))
-        order = tf.argsort(keys, axis=1, direction="DESCENDING", stable=True)
-        rank = tf.argsort(order, axis=1, stable=True)
-        kept = tf.logical_and(ok, rank < tf.cast(units, rank.dtype))
-        return tf.convert_to_tensor(self.ungroup(kept))
+        return self.ungroup(_first_per_row(
+            topk.order_keys(self.groups(scores)), self.groups(eligible),
+            units, lowest))
+
+
+def _first_per_row(keys, ok, units, lowest):
+    """Per row of int32 `keys` ([groups, size]), the `units` highest (or
+    lowest) keys among the `ok` entries, ties to the lower column (bools).
+
+    The sort method of `topk`, row by row: a stable ascending argsort of
+    the inverted keys (the keys themselves for `lowest`) orders each row
+    best first, equal keys in column order; a cumulative sum of the
+    eligible entries in that order takes the first `units`, and the
+    inverse permutation (the argsort of the order) puts them back.
+    """
+    order = ops.argsort(keys if lowest else ops.bitwise_invert(keys), axis=1)
+    in_order = ops.take_along_axis(ops.cast(ok, "int32"), order, axis=1)
+    taken = ops.logical_and(
+        in_order > 0,
+        ops.cumsum(in_order, axis=1, dtype="int32")
+        <= ops.cast(units, "int32"))
+    return ops.take_along_axis(taken, ops.argsort(order, axis=1), axis=1)
