@@ -4,9 +4,9 @@ backends of Keras, LeNet-300-100 and LeNet-5 (Caffe), in one run.
 Each backend runs in its own process (Keras fixes its backend at import):
 `KERAS_BACKEND=<b> python benchmarks/backend_epoch_time.py --worker`. There
 each model trains dense, static sparse (90%, masks enforced by the
-optimizer's constraint) and SET (90%, a mask update every 50 steps, which on
-JAX and PyTorch runs between steps and, on JAX, rebuilds the train
-function) with SGD + momentum on Fashion-MNIST (the first --examples
+optimizer's constraint) and SET (90%, a mask update every 20 steps, which on
+JAX and PyTorch runs between steps; JAX's compiled step takes the masks as
+inputs, PyTorch rebuilds its train function) with SGD + momentum on Fashion-MNIST (the first --examples
 training images; random images of the same shape if the data is not
 installed), batch 100, for --epochs epochs; the figure is the wall time of
 the last epoch (the first includes compilation), median over --rounds
@@ -169,7 +169,8 @@ def report(results, args):
         f"{args.rounds} rounds, variants interleaved. Sparse: {SPARSITY:.0%} "
         "(uniform), masks enforced by the optimizer's constraint; SET "
         f"updates every {SET_EVERY} steps (between steps on JAX and "
-        f"PyTorch, where JAX rebuilds its train function after each; "
+        "PyTorch: JAX's compiled step takes the masks as inputs, PyTorch "
+        "rebuilds its train function after each; "
         f"{updates} in the timed epoch; 's per SET update' is (SET - "
         "static) / updates). "
         "Default `jit_compile` of each backend (XLA on JAX, none on "

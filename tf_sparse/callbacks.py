@@ -73,6 +73,9 @@ class EagerMaskUpdate(MaskUpdate):
     def on_train_batch_end(self, batch, logs=None):
         self.eager.batch_end()
 
+    def on_train_end(self, logs=None):
+        self.eager.train_end()
+
 
 def current_learning_rate(optimizer):
     """The optimizer's learning rate at its current step, as a float."""

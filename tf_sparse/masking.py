@@ -22,6 +22,7 @@ Example:
         print(mw.path, mw.nonzeros(), mw.size)
 """
 
+import contextlib
 import dataclasses
 
 import keras
@@ -59,8 +60,43 @@ def keep_active(weight, mask):
     return keras.ops.where(keras.ops.convert_to_tensor(mask) > 0, value, zero)
 
 
+# Mask values that stand in for the mask variables while a compiled step is
+# traced (`masks_as_inputs`): id(mask variable) -> value.
+_MASK_INPUTS = {}
+
+
+@contextlib.contextmanager
+def masks_as_inputs(variables, values):
+    """Within the block, `MaskConstraint` reads `values[i]` instead of the
+    mask variable `variables[i]`.
+
+    JAX's compiled train step traces whatever else it reads as a constant;
+    a step that takes the masks as arguments and enforces them inside this
+    block reads them as inputs instead, so new masks need no new trace
+    (`training.EagerUpdates` does this under JAX).
+
+    Example:
+
+        with masks_as_inputs([mask_variable], [traced_mask]):
+            new_weight = constraint(weight)    # multiplies by traced_mask
+    """
+    variables = list(variables)
+    values = list(values)
+    if len(variables) != len(values):
+        raise ValueError(f"masks_as_inputs: {len(variables)} mask variables "
+                         f"but {len(values)} values.")
+    previous = dict(_MASK_INPUTS)
+    _MASK_INPUTS.update((id(v), x) for v, x in zip(variables, values))
+    try:
+        yield
+    finally:
+        _MASK_INPUTS.clear()
+        _MASK_INPUTS.update(previous)
+
+
 class MaskConstraint(keras.constraints.Constraint):
-    """Multiplies a weight by its mask, after an optional inner constraint."""
+    """Multiplies a weight by its mask, after an optional inner constraint
+    (inside `masks_as_inputs`, by the value given for its mask)."""
 
     def __init__(self, mask, inner=None):
         self.mask = mask
@@ -69,7 +105,7 @@ class MaskConstraint(keras.constraints.Constraint):
     def __call__(self, w):
         if self.inner is not None:
             w = self.inner(w)
-        return keep_active(w, self.mask)
+        return keep_active(w, _MASK_INPUTS.get(id(self.mask), self.mask))
 
     def get_config(self):
         # Masks are state, not configuration: a constraint rebuilt from a

@@ -126,8 +126,10 @@ class EagerUpdates:
 
     After optimizer step `s`, when `algorithm.should_update(s)`, it runs
     `algorithm.eager_update(s, batch)`: the model's state is synchronised
-    into its variables first (`jax_state_sync` under JAX), and afterwards
-    the train function is rebuilt, so the next step traces the new masks.
+    into its variables first (`jax_state_sync` under JAX). Under JAX the
+    masks are inputs of the compiled step (`masking.masks_as_inputs`), so
+    the next step reads the new masks without a new trace; on PyTorch the
+    train function is rebuilt after the update.
     Steps are counted in Python from `optimizer.iterations` at the start of
     `fit` (no device read on other steps), which needs one step per
     execution (`steps_per_execution=1`).
@@ -147,6 +149,7 @@ class EagerUpdates:
         updates = EagerUpdates(model, algorithm)   # after training.attach
         updates.train_begin()
         ... updates.batch_begin(); <train step>; updates.batch_end() ...
+        updates.train_end()
     """
 
     def __init__(self, model, algorithm):
@@ -174,7 +177,7 @@ class EagerUpdates:
         installs the train function (rebuilt even for a static algorithm:
         masks changed between two `fit` calls must not stay traced in)."""
         if self._static:
-            self.model.make_train_function(force=True)
+            self.rebuild_train_function()
             return
         if int(getattr(self.model, "steps_per_execution", 1) or 1) != 1:
             raise ValueError(
@@ -189,26 +192,68 @@ class EagerUpdates:
         self.rebuild_train_function()
 
     def rebuild_train_function(self):
-        """A new train function (reads the current masks); wrapped to keep
-        the batch when the algorithm needs the update step's gradient."""
+        """A new train function that reads the current masks; wrapped to
+        keep the batch when the algorithm needs the update step's gradient.
+
+        Under JAX the masks are arguments of the compiled step
+        (`masking.masks_as_inputs`): it is built once per `fit` and new
+        masks need no new trace. On PyTorch it is rebuilt after each update.
+        """
         model = self.model
+        if backend.name() == "jax":
+            self._jax_masks_as_inputs()
+            return
         model.make_train_function(force=True)
         if not self._capture:
             return
         inner = model.train_function
         keeper = self
 
-        if backend.name() == "jax":
-            def train_function(state, iterator):
-                batch = next(iterator)
-                keeper.batch = batch
-                return inner(state, iter([batch]))
-        else:
-            def train_function(data):
-                keeper.batch = data[0]
-                return inner(data)
+        def train_function(data):
+            keeper.batch = data[0]
+            return inner(data)
 
         model.train_function = train_function
+
+    def _jax_masks_as_inputs(self):
+        """JAX: a train step that takes the mask values with each batch and
+        enforces them inside `masking.masks_as_inputs`, so the compiled step
+        reads them as inputs rather than tracing them in as constants.
+
+        The model's `train_step` is replaced by an instance attribute until
+        `train_end`; Keras's own `make_train_function` compiles it (with
+        `jit_compile`) and feeds it one batch per call
+        (`steps_per_execution=1`).
+        """
+        model = self.model
+        variables = [mw.mask for mw in masking.masked_weights(model)]
+        class_step = type(model).train_step
+
+        def train_step(state, data_and_masks):
+            data, values = data_and_masks
+            with masking.masks_as_inputs(variables, values):
+                return class_step(model, state, data)
+
+        model.train_step = train_step
+        model.make_train_function(force=True)
+        inner = model.train_function
+        keeper = self if self._capture else None
+
+        def train_function(state, iterator):
+            batch = next(iterator)
+            if keeper is not None:
+                keeper.batch = batch
+            values = [v.value for v in variables]
+            return inner(state, iter([(batch, values)]))
+
+        model.train_function = train_function
+
+    def train_end(self):
+        """At the end of `fit`: gives the model back Keras's own train step
+        (under JAX) and drops the wrapped train function, so a later `fit`
+        without this callback builds its own."""
+        if vars(self.model).pop("train_step", None) is not None:
+            self.model.train_function = None
 
     def _due(self, step):
         return bool(self.algorithm.should_update(step))
@@ -247,7 +292,8 @@ class EagerUpdates:
         self._before = None
         self.algorithm.eager_update(self.step, self.batch)
         self.batch = None
-        self.rebuild_train_function()
+        if backend.name() != "jax":   # under JAX the masks are step inputs
+            self.rebuild_train_function()
 
     def _capture_gradients(self):
         if self.batch is None or self._before is None:

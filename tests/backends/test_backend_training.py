@@ -127,6 +127,37 @@ def test_prune_and_grow_keeps_exact_counts_after_every_update(name,
     assert tags["mask_update/dropped"] == expected
 
 
+@pytest.mark.parametrize("name", ["static", "set", "rigl"])
+def test_mask_updates_do_not_retrace_the_compiled_step(name, monkeypatch):
+    # JAX's compiled step takes the masks as inputs
+    # (`masking.masks_as_inputs`): it is traced once per fit, however many
+    # updates change the masks, and the new masks hold after every step.
+    # (TensorFlow updates inside its step; PyTorch's step is not traced.)
+    if backend.name() != "jax":
+        pytest.skip("masks as step inputs are JAX's")
+    model = lib.compiled(keras.optimizers.SGD(0.1, momentum=0.9))
+    traces = []
+    keras_step = type(model).train_step
+
+    def counting_step(self, *args):
+        traces.append(len(traces))
+        return keras_step(self, *args)
+
+    monkeypatch.setattr(type(model), "train_step", counting_step)
+    algorithm = (tfs.algorithms.Static() if name == "static"
+                 else _algorithm(name))
+    log = lib.StepLog(model)
+    model.fit(*lib.data(), batch_size=BATCH, epochs=EPOCHS, shuffle=False,
+              verbose=0, callbacks=[tfs.callbacks.MaskUpdate(algorithm),
+                                    log])
+    assert log.pruned_nonzero == [0] * TOTAL
+    if name != "static":
+        assert len(algorithm.update_history()) >= 3
+    assert len(traces) == 1
+    # After fit the model trains with Keras's own step again.
+    assert "train_step" not in vars(model)
+
+
 def test_sparse_momentum_reads_adamw_moments():
     # m / (sqrt(v) + epsilon) from AdamW's own slot variables.
     model, algorithm, log = _run("sparse_momentum", epochs=1,
