@@ -84,6 +84,24 @@ def require_tensorflow(feature, alternative=None):
     require(feature, ("tensorflow",), alternative)
 
 
+def inference(model):
+    """A function from a batch of inputs (arrays or tf.data's tensors) to
+    `model`'s inference-mode outputs, with the variables' values at the
+    time of each call: a `tf.function` on TensorFlow, Keras's compiled
+    `predict_on_batch` (NumPy in, NumPy out) elsewhere.
+
+    >>> forward = inference(model)
+    >>> probabilities = keras.ops.convert_to_numpy(forward(x))
+    """
+    if is_tensorflow():
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        return tf.function(lambda x: model(x, training=False),
+                           reduce_retracing=True)
+    return lambda x: model.predict_on_batch(
+        keras.ops.convert_to_numpy(x) if not isinstance(x, np.ndarray)
+        else x)
+
+
 def _loss_value(loss, y, y_pred, sample_weight):
     if sample_weight is None:
         value = loss(y, y_pred)

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import files
 from tf_sparse import masking
 
@@ -121,11 +122,8 @@ class UndertrainingDiagnostics(keras.callbacks.Callback):
 
     def _predict(self, x):
         if self._forward is None:
-            model = self.model
-            self._forward = tf.function(
-                lambda inputs: model(inputs, training=False),
-                reduce_retracing=True)
-        return keras.ops.convert_to_numpy(self._forward(tf.convert_to_tensor(x)))
+            self._forward = backend.inference(self.model)
+        return keras.ops.convert_to_numpy(self._forward(x))
 
     def _logits(self, outputs):
         if self.from_logits:

@@ -21,7 +21,8 @@ Example:
 """
 
 import numpy as np
-import tensorflow as tf
+
+from tf_sparse import backend
 
 N_ALPHAS = 30
 STABLE_BELOW = 0.02
@@ -51,7 +52,7 @@ def interpolate(values_1, values_2, alpha):
 def classification_error(model, dataset, forward=None):
     """Fraction of examples whose argmax logit is not the label (ties go to
     the lower class index, as in `np.argmax`)."""
-    forward = forward or tf.function(lambda x: model(x, training=False))
+    forward = forward or backend.inference(model)
     wrong = total = 0
     for x, y in dataset:
         logits = np.asarray(forward(x))
@@ -79,7 +80,7 @@ def error_curve(model, values_1, values_2, datasets, alphas=None):
     variables = list(model.variables)
     if len(variables) != len(values_1) or len(values_1) != len(values_2):
         raise ValueError("values do not match the model's variables.")
-    forward = tf.function(lambda x: model(x, training=False))
+    forward = backend.inference(model)
     curves = {name: [] for name in datasets}
     for alpha in alphas:
         for v, value in zip(variables, interpolate(values_1, values_2,

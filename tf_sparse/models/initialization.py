@@ -47,7 +47,21 @@ def fans(layer, kernel_shape):
 
 
 def _uniform(shape, bound, seed):
-    return keras.random.uniform(shape, -bound, bound, seed=seed)
+    return keras.random.uniform(shape, -bound, bound, seed=draw_seed(seed))
+
+
+def draw_seed(seed):
+    """`seed` as Keras's random ops take it on this backend: JAX takes
+    seeds as uint32, so larger ones are folded into that range there;
+    TensorFlow and PyTorch take them whole (their draws are unchanged).
+
+    >>> draw_seed(7)
+    7
+    """
+    seed = int(seed)
+    if keras.backend.backend() == "jax":
+        return seed % (2 ** 32)
+    return seed
 
 
 def reinitialize(model, scheme, seed=0):
@@ -68,11 +82,11 @@ def reinitialize(model, scheme, seed=0):
         if scheme == "wrn" and conv:
             value = keras.random.normal(kernel.shape,
                                         stddev=math.sqrt(2.0 / fan_out),
-                                        seed=base)
+                                        seed=draw_seed(base))
         elif scheme == "kaiming_normal":
             value = keras.random.normal(kernel.shape,
                                         stddev=math.sqrt(2.0 / fan_in),
-                                        seed=base)
+                                        seed=draw_seed(base))
         else:
             value = _uniform(kernel.shape, bound, base)
         kernel.assign(keras.ops.cast(value, kernel.dtype))
