@@ -119,9 +119,9 @@ def test_sparse_momentum_and_rigl_updates_pick_the_same_masks_everywhere(
         assert other["rigl_grown"].tolist() == [5]
 
 
-def _error_line(done):
+def _error_line(done, program="train"):
     lines = [line for line in done.stderr.splitlines()
-             if line.startswith("train: error:")]
+             if line.startswith(f"{program}: error:")]
     assert len(lines) == 1, done.stderr[-3000:]
     return lines[0]
 
@@ -145,16 +145,19 @@ def test_train_binary_refuses_a_strategy_under_jax_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("program", ["train", "lottery", "stability",
+                                     "recipe"])
 @pytest.mark.parametrize("args, message", [
-    (["--backend=pytorch"], "train: error: --backend='pytorch' is not "
+    (["--backend=pytorch"], "{}: error: --backend='pytorch' is not "
      "accepted: use one of tensorflow, jax, torch."),
-    (["--backend", "--workdir=x"], "train: error: --backend needs a value: "
+    (["--backend", "--workdir=x"], "{}: error: --backend needs a value: "
      "one of tensorflow, jax, torch."),
 ])
-def test_train_binary_refuses_a_bad_backend_flag(args, message):
-    done = _run("tensorflow", ["tools/train.py", *args])
+def test_binaries_refuse_a_bad_backend_flag(program, args, message):
+    # tools/backend_flag.py: the same flag in every training binary.
+    done = _run("tensorflow", [f"tools/{program}.py", *args])
     assert done.returncode == 1
-    assert _error_line(done) == message
+    assert _error_line(done, program) == message.format(program)
 
 
 def test_train_binary_takes_backend_tensorflow():

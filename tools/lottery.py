@@ -12,8 +12,16 @@ Usage:
       --workdir=runs/lth --config.levels=5 --config.rewind=100it \
       --config.baselines="('random_prune','random_reinit')"
   python tools/lottery.py --workdir=runs/lth --report_only
+
+  --backend=tensorflow|jax|torch: the Keras backend (default:
+      $KERAS_BACKEND, else tensorflow); tools/backend_flag.py.
 """
 
+import backend_flag
+
+backend_flag.select("lottery")   # before Keras is imported
+
+# pylint: disable=wrong-import-position
 from absl import app
 from absl import flags
 

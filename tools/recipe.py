@@ -6,8 +6,16 @@ Usage:
       --workdir=runs/lenet5_gmp --config.train_multiplier=2
   python tools/recipe.py --config=configs/recipes/vit_acdc_kd.py \
       --workdir=runs/vit_acdc --config.sparsity=0.95
+
+  --backend=tensorflow|jax|torch: the Keras backend (default:
+      $KERAS_BACKEND, else tensorflow); tools/backend_flag.py.
 """
 
+import backend_flag
+
+backend_flag.select("recipe")   # before Keras is imported
+
+# pylint: disable=wrong-import-position
 from absl import app
 from absl import flags
 

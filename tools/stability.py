@@ -12,8 +12,16 @@ Usage:
   python tools/stability.py --workdir=runs/lth \
       --config=configs/lottery/stability.py --config.levels="(0,5,10)" \
       --config.rewind_points="('0','1ep')"
+
+  --backend=tensorflow|jax|torch: the Keras backend (default:
+      $KERAS_BACKEND, else tensorflow); tools/backend_flag.py.
 """
 
+import backend_flag
+
+backend_flag.select("stability")   # before Keras is imported
+
+# pylint: disable=wrong-import-position
 from absl import app
 from absl import flags
 

@@ -26,42 +26,11 @@ traceback. When the newest checkpoint is damaged, the error says so and
 reads back. docs/bad_inputs.md lists the errors.
 """
 
-import os
-import sys
-
-PROGRAM = "train"
-BACKENDS = ("tensorflow", "jax", "torch")
-
-
-def take_backend_flag(argv):
-    """Removes `--backend=NAME` / `--backend NAME` from `argv` (a list,
-    changed in place); returns NAME or None. Exits with a one-line error
-    for a missing or unknown name."""
-    for i, arg in enumerate(argv[1:], start=1):
-        if arg == "--backend" or arg.startswith("--backend="):
-            if arg == "--backend":
-                if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-                    sys.exit(f"{PROGRAM}: error: --backend needs a value: "
-                             f"one of {', '.join(BACKENDS)}.")
-                value = argv.pop(i + 1)
-            else:
-                value = arg.split("=", 1)[1]
-            del argv[i]
-            if value not in BACKENDS:
-                sys.exit(f"{PROGRAM}: error: --backend={value!r} is not "
-                         f"accepted: use one of {', '.join(BACKENDS)}.")
-            return value
-    return None
+import backend_flag
 
 
 def main():
-    chosen = take_backend_flag(sys.argv)
-    if chosen is not None:
-        if "keras" in sys.modules and os.environ.get(
-                "KERAS_BACKEND", "tensorflow") != chosen:
-            sys.exit(f"{PROGRAM}: error: Keras was imported before "
-                     f"--backend={chosen} could take effect.")
-        os.environ["KERAS_BACKEND"] = chosen
+    backend_flag.select("train")
     # pylint: disable=import-outside-toplevel
     from tf_sparse import cli
     cli.run_training_binary("fashion_mnist")

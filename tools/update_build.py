@@ -37,10 +37,18 @@ def _name(path):
     return os.path.splitext(path)[0].replace("/", "_").replace("-", "_")
 
 
+def _is_main(path):
+    """A binary: a tools/ file that runs as a program."""
+    with open(os.path.join(ROOT, path)) as f:
+        return 'if __name__ == "__main__":' in f.read()
+
+
 def render():
     library = _files("tf_sparse", lambda p: p.endswith(".py"))
     configs = _files("configs", lambda p: p.endswith(".py"))
-    binaries = _files("tools", lambda p: p.endswith(".py"))
+    tools = _files("tools", lambda p: p.endswith(".py"))
+    binaries = [p for p in tools if _is_main(p)]
+    tools_support = [p for p in tools if p not in binaries]
     tests = _files("tests", lambda p: os.path.basename(p).startswith("test_")
                    and p.endswith(".py"))
     test_support = _files("tests", lambda p: p.endswith(".py")
@@ -73,10 +81,13 @@ def render():
         '    deps = [":tf_sparse"],',
         ")",
     ]
+    out += ["", "py_library(", '    name = "tools_support",',
+            f"    srcs = {_list(tools_support)},", ")"]
     for path in binaries:
         out += ["", "py_binary(", f'    name = "{_name(path)}",',
                 f'    srcs = ["{path}"],', f'    main = "{path}",',
-                '    deps = [":configs", ":tf_sparse"],', ")"]
+                '    deps = [":configs", ":tf_sparse", ":tools_support"],',
+                ")"]
     for path in tests:
         out += ["", "py_test(", f'    name = "{_name(path)}",',
                 f'    srcs = ["{path}"],', f'    main = "{path}",',
