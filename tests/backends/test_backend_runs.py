@@ -195,3 +195,34 @@ def test_cifar10_and_imagenet_binaries_name_the_backend(name, tmp_path):
     assert last.endswith("tools/train.py trains the Fashion-MNIST configs "
                          "on jax and torch too.")
     assert not (tmp_path / "run").exists()
+
+
+def newest_checkpoint_file(workdir):
+    """The file holding the newest checkpoint's weights."""
+    folder = os.path.join(workdir, "checkpoints")
+    newest = max(checkpoint_files(workdir),
+                 key=lambda name: int(name.split("-")[1].split(".")[0]))
+    if backend.is_tensorflow():
+        return os.path.join(folder, newest + ".data-00000-of-00001")
+    return os.path.join(folder, newest)
+
+
+def test_a_damaged_newest_checkpoint_is_named_or_skipped(tmp_path):
+    workdir = str(tmp_path / "run")
+    engine.run(config("set", epochs=2), workdir, data=tiny_data(), verbose=0)
+    damaged = newest_checkpoint_file(workdir)
+    assert "ckpt-10" in damaged
+    with open(damaged, "r+b") as f:
+        f.truncate(64)
+    with pytest.raises(tfs.checkpoints.CheckpointCorruptError,
+                       match="on_bad_checkpoint=previous"):
+        engine.run(config("set", epochs=3), workdir, data=tiny_data(),
+                   verbose=0)
+    # `previous`: resumes from the epoch-1 checkpoint and trains on to the
+    # end; the damaged file is kept for inspection.
+    results = engine.run(config("set", epochs=3,
+                                on_bad_checkpoint="previous"),
+                         workdir, data=tiny_data(), verbose=0)
+    assert results["finished"] and results["steps"] == 3 * SPE
+    assert results["total_nonzeros"] == 13310
+    assert os.path.exists(damaged)
