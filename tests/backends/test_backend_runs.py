@@ -19,6 +19,7 @@ import pytest
 import tf_sparse as tfs
 from fashion_data import needs_fashion_mnist
 from tf_sparse import backend
+from tf_sparse.runs import eager
 from tf_sparse.runs import engine
 from tf_sparse.runs import restore
 
@@ -226,3 +227,11 @@ def test_a_damaged_newest_checkpoint_is_named_or_skipped(tmp_path):
     assert results["finished"] and results["steps"] == 3 * SPE
     assert results["total_nonzeros"] == 13310
     assert os.path.exists(damaged)
+
+
+def test_jax_always_compiles_the_step_unless_run_eagerly():
+    # TensorFlow's jit_compile=False is still a compiled graph; JAX has no
+    # compiled step without XLA, so there the step is jitted.
+    assert eager.jit_compile(config()) is (backend.name() == "jax")
+    assert eager.jit_compile(config(jit_compile=True)) is True
+    assert eager.jit_compile(config(run_eagerly=True)) is False

@@ -183,8 +183,9 @@ EXECUTION = (
     Key("precision", "auto", "auto, float32, mixed_float16, mixed_bfloat16"),
     Key("steps_per_execution", 1, "optimizer steps per compiled call",
         resumable=True),
-    Key("jit_compile", False, "compile the train step with XLA",
-        resumable=True),
+    Key("jit_compile", False, "compile the train step with XLA "
+        "(TensorFlow, PyTorch's torch.compile; JAX always jits it unless "
+        "run_eagerly)", resumable=True),
     Key("run_eagerly", False, "debugging", resumable=True),
     Key("sync_batch_norm", True, "batch statistics over all replicas"),
     Key("checkpoint_every_steps", 0, "> 0: also checkpoint mid-epoch",

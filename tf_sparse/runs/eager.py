@@ -6,6 +6,7 @@ checkpoints are tf.train's. Elsewhere the runner takes these pieces:
 
 - `check`: refuses, before anything is written, what cannot run there
   (`steps_per_execution` > 1: updates run between two steps);
+- `jit_compile`: JAX always jits the step (unless `run_eagerly`);
 - `mask_update_callbacks`: `tfs.callbacks.MaskUpdate`, which runs each
   due update between two train steps (`training.EagerUpdates`);
 - `checkpoint`: a `KerasCheckpoint` (`runs/keras_checkpoint.py`, one
@@ -51,6 +52,25 @@ def check(config, info):
             f"{backend.name()!r} backend: mask updates run between two train "
             "steps there, so the run engine needs steps_per_execution=1 "
             "(or KERAS_BACKEND=tensorflow, which updates inside the step).")
+
+
+def jit_compile(config):
+    """The `jit_compile` the run's model is compiled with.
+
+    On TensorFlow `jit_compile=False` still runs a compiled graph
+    (`tf.function` without XLA), so the config's value stands. JAX has no
+    compiled step without XLA: `jit_compile=False` there would run the step
+    op by op (Keras's debugging mode, several times slower), so the step is
+    jitted unless `run_eagerly`. PyTorch: the config's value
+    (`torch.compile` when True).
+
+    >>> jit_compile(ml_collections.ConfigDict(
+    ...     {"jit_compile": False, "run_eagerly": False}))
+    True    # under JAX; False on TensorFlow and PyTorch
+    """
+    if backend.name() == "jax" and not config.run_eagerly:
+        return True
+    return bool(config.jit_compile)
 
 
 def mask_update_callbacks(session):

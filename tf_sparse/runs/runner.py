@@ -119,7 +119,8 @@ def build_session(config, plan, data, *, strategy=None, info=None,
             optimizer=optimizer_lib.make_optimizer(config, core, lr),
             loss=loss, metrics=optimizer_lib.metrics(data.num_classes),
             steps_per_execution=config.steps_per_execution,
-            jit_compile=config.jit_compile, run_eagerly=config.run_eagerly)
+            jit_compile=eager.jit_compile(config),
+            run_eagerly=config.run_eagerly)
         if algorithm is not None:
             training.attach(model, algorithm)
     return Session(model=model, core=core, algorithm=algorithm,
