@@ -24,24 +24,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 
-def paper_config(*path):
-    """`get_config()` of a file under configs/."""
+def short_config(*path, epochs, steps_per_epoch):
+    """`get_config()` of a file under configs/, cut to a few steps (one
+    evaluation batch)."""
     spec = importlib.util.spec_from_file_location(
         "config_under_test", os.path.join(ROOT, "configs", *path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    config = module.get_config()
+    config.epochs = epochs
+    config.steps_per_epoch = steps_per_epoch
+    config.eval_steps = 1
+    return config
 
 
 @needs_fashion_mnist
 def test_imp_with_rewinding_then_stability(tmp_path):
     workdir = str(tmp_path / "lth")
-    config = paper_config("lottery", "lenet300_fashion_mnist.py")
-    config.epochs = 1
-    config.steps_per_epoch = 5
+    config = short_config("lottery", "lenet300_fashion_mnist.py", epochs=1,
+                          steps_per_epoch=5)
     config.levels = 1
     config.rewind = "2it"
-    config.eval_steps = 1
     config.baselines = ("random_prune", "random_reinit")
     result = imp.run(config, workdir, verbose=0)
 
@@ -79,10 +82,8 @@ def test_imp_with_rewinding_then_stability(tmp_path):
 @needs_fashion_mnist
 def test_gmp_recipe_with_diagnostics(tmp_path):
     workdir = str(tmp_path / "gmp")
-    config = paper_config("recipes", "lenet5_gmp.py")
-    config.epochs = 2
-    config.steps_per_epoch = 20
-    config.eval_steps = 1
+    config = short_config("recipes", "lenet5_gmp.py", epochs=2,
+                          steps_per_epoch=20)
     results = recipes.run(config, workdir)
     assert results["finished"]
     # 90% of LeNet-5's 430,500 prunable weights: exactly 43,050 remain.
