@@ -158,7 +158,8 @@ class ACDC(base.MaskAlgorithm):
                                         "ACDC")
         n = sum(mw.size for mw in self.weights)
         count = max(1, len(self.compressions))
-        self.compressed = keras.Variable(0, dtype="int64", trainable=False,
+        step_dtype = S.evaluation.step_dtype()   # int32 on JAX without x64
+        self.compressed = keras.Variable(0, dtype=step_dtype, trainable=False,
                                          name="acdc_compressions")
         self.previous_mask = keras.Variable(np.zeros([n], np.float32),
                                             trainable=False,
@@ -169,7 +170,8 @@ class ACDC(base.MaskAlgorithm):
         self.drift_overlap = keras.Variable(
             np.full([count], -1.0, np.float32), trainable=False,
             name="acdc_drift_overlap")
-        self.snapshot_step = keras.Variable(-1, dtype="int64", trainable=False,
+        self.snapshot_step = keras.Variable(-1, dtype=step_dtype,
+                                            trainable=False,
                                             name="acdc_dense_step")
         self.dense_snapshot = [
             keras.Variable(np.zeros(tuple(v.shape), v.dtype), trainable=False,
@@ -196,7 +198,7 @@ class ACDC(base.MaskAlgorithm):
     def _compress(self, step):
         for snap, variable in zip(self.dense_snapshot, self._core.weights):
             snap.assign(tf.convert_to_tensor(variable))
-        self.snapshot_step.assign(tf.cast(step, tf.int64))
+        self.snapshot_step.assign(tf.cast(step, self.snapshot_step.dtype))
         if self.scope == "global":
             sparsity = tf.constant(self._targets[0], tf.float32)
             new = magnitude.magnitude_masks(self.weights, sparsity, "global",

@@ -232,9 +232,11 @@ class GMP(base.MaskAlgorithm):
         self._ties = channel_graph.ChannelTies.of(
             model, [(mw.layer.name, mw.name, magnitude.weight_layout(mw))
                     for mw in self.weights])
-        self.updates = keras.Variable(0, dtype="int64", trainable=False,
+        step_dtype = S.evaluation.step_dtype()   # int32 on JAX without x64
+        self.updates = keras.Variable(0, dtype=step_dtype, trainable=False,
                                       name="gmp_updates")
-        self.last_update = keras.Variable(-1, dtype="int64", trainable=False,
+        self.last_update = keras.Variable(-1, dtype=step_dtype,
+                                          trainable=False,
                                           name="gmp_last_update")
         self.current_target = keras.Variable(
             0.0, dtype="float32", trainable=False, name="gmp_target")
@@ -256,7 +258,7 @@ class GMP(base.MaskAlgorithm):
         for mw, mask in zip(self.weights, new):
             mw.mask.assign(mask)
         self.updates.assign_add(1)
-        self.last_update.assign(tf.cast(step, tf.int64))
+        self.last_update.assign(tf.cast(step, self.last_update.dtype))
         self.current_target.assign(tf.cast(sparsity, tf.float32))
 
     def checkpoint_items(self):

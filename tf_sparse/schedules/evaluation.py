@@ -50,7 +50,8 @@ def python_step(step) -> int:
 
 
 def step_tensor(step):
-    """Any tensor-path step (int tensor, variable, array) as an int64 tensor."""
+    """Any tensor-path step (int tensor, variable, array) as an int64 tensor
+    (int32 under JAX without x64, which has no int64: `step_dtype`)."""
     if isinstance(step, (bool, float)):
         raise TypeError(
             f"step={step!r} is not accepted: pass a Python int or an integer "
@@ -62,7 +63,22 @@ def step_tensor(step):
         raise TypeError("step must be an integer tensor, got a bool tensor.")
     if "float" in dtype:
         t = ops.floor(t)
-    return ops.cast(t, "int64")
+    return ops.cast(t, step_dtype())
+
+
+def step_dtype():
+    """The integer dtype of tensor steps: "int64", or "int32" under JAX
+    without x64 (there int64 is not available: JAX truncates it to int32
+    with a warning on every call).
+
+    >>> step_dtype()
+    'int64'    # on TensorFlow and PyTorch
+    """
+    if keras.backend.backend() == "jax":
+        import jax  # pylint: disable=import-outside-toplevel
+        if not jax.config.jax_enable_x64:
+            return "int32"
+    return "int64"
 
 
 def as_float32(x):
