@@ -20,6 +20,8 @@ Example:
     model.fit(...)      # or use the tfs.callbacks.MaskUpdate callback
 """
 
+import typing
+
 import keras
 import numpy as np
 
@@ -118,6 +120,14 @@ def detach(model):
     for name in (_BASE_STEP, _ALGORITHM, "train_step"):
         object.__delattr__(model, name)
     model.train_function = None
+
+
+class BatchWithMasks(typing.NamedTuple):
+    """A batch and the current mask values, the argument of JAX's compiled
+    step while `EagerUpdates` runs (a pytree: JAX traces the masks as
+    inputs)."""
+    batch: typing.Any
+    masks: list
 
 
 class EagerUpdates:
@@ -229,10 +239,14 @@ class EagerUpdates:
         variables = [mw.mask for mw in masking.masked_weights(model)]
         class_step = type(model).train_step
 
-        def train_step(state, data_and_masks):
-            data, values = data_and_masks
-            with masking.masks_as_inputs(variables, values):
+        def train_step(state, data):
+            # A batch that comes without masks (a train function Keras
+            # built after a `fit` that ended without `train_end`, e.g. on an
+            # exception) runs Keras's own step.
+            if not isinstance(data, BatchWithMasks):
                 return class_step(model, state, data)
+            with masking.masks_as_inputs(variables, data.masks):
+                return class_step(model, state, data.batch)
 
         model.train_step = train_step
         model.make_train_function(force=True)
@@ -243,8 +257,8 @@ class EagerUpdates:
             batch = next(iterator)
             if keeper is not None:
                 keeper.batch = batch
-            values = [v.value for v in variables]
-            return inner(state, iter([(batch, values)]))
+            masks = [v.value for v in variables]
+            return inner(state, iter([BatchWithMasks(batch, masks)]))
 
         model.train_function = train_function
 

@@ -158,6 +158,31 @@ def test_mask_updates_do_not_retrace_the_compiled_step(name, monkeypatch):
     assert "train_step" not in vars(model)
 
 
+def test_a_fit_stopped_by_an_exception_leaves_the_model_trainable():
+    # The update's train step is the model's until `train_end`; an
+    # exception skips that, and later fits (with or without the callback,
+    # after a new compile) still train and keep the masks.
+    model = lib.compiled(keras.optimizers.SGD(0.1, momentum=0.9))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(*lib.data(), batch_size=BATCH, epochs=1, shuffle=False,
+                  verbose=0, callbacks=[tfs.callbacks.MaskUpdate(
+                      _algorithm("set")), Interrupt()])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.
+                  SparseCategoricalCrossentropy(from_logits=True))
+    for callbacks in ([], [tfs.callbacks.MaskUpdate(_algorithm("set"))]):
+        log = lib.StepLog(model)
+        model.fit(*lib.data(), batch_size=BATCH, epochs=1, shuffle=False,
+                  verbose=0, callbacks=callbacks + [log])
+        assert log.pruned_nonzero == [0] * STEPS_PER_EPOCH
+        assert {sum(c) for c in log.counts.values()} == {163}
+
+
 def test_sparse_momentum_reads_adamw_moments():
     # m / (sqrt(v) + epsilon) from AdamW's own slot variables.
     model, algorithm, log = _run("sparse_momentum", epochs=1,
