@@ -142,6 +142,7 @@ def test_a_full_disk_is_named_with_the_file(tmp_path):
         workdir.write_atomically = full
         sys.argv = [{os.path.join(ROOT, "tools", "train.py")!r},
                     *sys.argv[1:]]
+        sys.path.insert(0, os.path.dirname(sys.argv[0]))   # as `python` does
         runpy.run_path(sys.argv[0], run_name="__main__")
     """))
     proc = run([str(script), f"--config={TRAIN_CONFIG}",
