@@ -60,7 +60,7 @@ def jit_compile(config):
     On TensorFlow `jit_compile=False` still runs a compiled graph
     (`tf.function` without XLA), so the config's value stands. JAX has no
     compiled step without XLA: `jit_compile=False` there would run the step
-    op by op (Keras's debugging mode, several times slower), so the step is
+    op by op (Keras's debugging mode, slower), so the step is
     jitted unless `run_eagerly`. PyTorch: the config's value
     (`torch.compile` when True).
 
