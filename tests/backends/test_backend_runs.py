@@ -24,6 +24,7 @@ from tf_sparse.runs import engine
 from tf_sparse.runs import restore
 
 import backend_testlib as lib
+from runs_testlib import tiny_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -151,18 +152,6 @@ def test_what_the_eager_path_cannot_run_names_the_backend(tmp_path):
                    data=tiny_data(), verbose=0)
     assert not os.path.exists(tmp_path / "b" / "run.json")
     assert backend.UnsupportedBackendError in engine.USER_ERRORS
-
-
-def tiny_data():
-    """120 random 28x28 images, batch 20 (no files needed)."""
-    from tf_sparse.data import pipelines
-    from tf_sparse.runs import data as data_lib
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, size=(120, 28, 28), dtype=np.uint8)
-    y = rng.integers(0, 10, size=120).astype(np.int32)
-    return data_lib.ArrayData(x, y, x[:40], y[:40], batch_size=20,
-                              preprocess=pipelines.scale_grayscale(),
-                              num_classes=10)
 
 
 def test_a_checkpoint_of_another_backend_is_refused(tmp_path):

@@ -4,13 +4,12 @@ folders from before the one engine, atomic files."""
 import json
 import os
 
-import numpy as np
 import pytest
 
 from tf_sparse import runs
-from tf_sparse.runs import data as data_lib
 from tf_sparse.runs import plan as plan_lib
 from tf_sparse.runs import workdir as workdir_lib
+from runs_testlib import tiny_data
 
 
 def config(**changes):
@@ -88,16 +87,6 @@ def test_folders_of_the_old_runners_are_read_with_renamed_keys(tmp_path):
                                 "prune_scope": "layerwise",
                                 "lr_decay_factor": 0.5,
                                 "eval_every_epochs": 0}
-
-
-def tiny_data():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, size=(120, 28, 28), dtype=np.uint8)
-    y = rng.integers(0, 10, size=120).astype(np.int32)
-    from tf_sparse.data import pipelines
-    return data_lib.ArrayData(x, y, x[:40], y[:40], batch_size=20,
-                              preprocess=pipelines.scale_grayscale(),
-                              num_classes=10)
 
 
 def test_a_run_started_before_the_one_engine_resumes(tmp_path):

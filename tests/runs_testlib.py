@@ -1,4 +1,5 @@
-"""Shared set-up of the engine tests: a tiny Fashion-MNIST-shaped data set.
+"""Shared set-up of the engine tests (tests/runs, tests/backends): a tiny
+Fashion-MNIST-shaped data set.
 
 Example:
 
