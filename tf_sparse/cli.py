@@ -39,6 +39,7 @@ BINARIES = {
         "configs": "configs/cifar10/",
         "data_dir": "Directory with CIFAR-10 (python or binary batches, or "
                     "tfds); overrides config.data_dir.",
+        "tensorflow_only": "tf.distribute",
     },
     "imagenet": {
         "program": "train_imagenet",
@@ -47,6 +48,7 @@ BINARIES = {
         "data_dir": "Directory with ImageNet TFRecord shards "
                     "(train-00000-of-01024 ...) or tfds imagenet2012; "
                     "overrides config.data_dir.",
+        "tensorflow_only": "tf.distribute and TFRecord / tfds input",
     },
 }
 
@@ -311,14 +313,25 @@ def run_main(main, program=None, *, errors=()):
 
 def run_training_binary(dataset):
     """Defines the flags of tools/train.py (dataset "fashion_mnist"),
-    tools/train_cifar10.py or tools/train_imagenet.py, and runs it."""
+    tools/train_cifar10.py or tools/train_imagenet.py, and runs it; the
+    last two exit with a one-line error off TensorFlow."""
     # pylint: disable=import-outside-toplevel
     from absl import app
     from absl import flags
 
+    from tf_sparse import backend
     from tf_sparse.runs import engine
 
     text = BINARIES[dataset]
+    if "tensorflow_only" in text:
+        try:
+            backend.require_tensorflow(
+                f"tools/{text['program']}.py ({text['tensorflow_only']}, "
+                "tested on TensorFlow only)",
+                "Run it with KERAS_BACKEND=tensorflow; tools/train.py trains "
+                "the Fashion-MNIST configs on jax and torch too.")
+        except backend.UnsupportedBackendError as error:
+            sys.exit(f"{text['program']}: error: {error}")
     config_flag = define_config_flag(text["configs"])
     workdir = flags.DEFINE_string(
         "workdir", None,

@@ -16,17 +16,7 @@ TPU launches. User errors are one line (--verbosity=1 adds the traceback);
 (docs/bad_inputs.md).
 """
 
-import sys
-
-from tf_sparse import backend
 from tf_sparse import cli
 
 if __name__ == "__main__":
-    try:
-        backend.require_tensorflow(
-            "tools/train_cifar10.py (tf.distribute, tested on TensorFlow only)",
-            "Run it with KERAS_BACKEND=tensorflow; tools/train.py trains the "
-            "Fashion-MNIST configs on jax and torch too.")
-    except backend.UnsupportedBackendError as error:
-        sys.exit(f"train_cifar10: error: {error}")
     cli.run_training_binary("cifar10")

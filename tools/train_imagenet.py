@@ -10,17 +10,7 @@ defined in tf_sparse/cli.py). TPU: --strategy=tpu on a TPU VM with local data;
 README.md ("CIFAR-10 and ImageNet") has GPU, multi-worker and TPU launches.
 """
 
-import sys
-
-from tf_sparse import backend
 from tf_sparse import cli
 
 if __name__ == "__main__":
-    try:
-        backend.require_tensorflow(
-            "tools/train_imagenet.py (tf.distribute and TFRecord / tfds input, tested on TensorFlow only)",
-            "Run it with KERAS_BACKEND=tensorflow; tools/train.py trains the "
-            "Fashion-MNIST configs on jax and torch too.")
-    except backend.UnsupportedBackendError as error:
-        sys.exit(f"train_imagenet: error: {error}")
     cli.run_training_binary("imagenet")

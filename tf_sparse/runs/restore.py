@@ -84,8 +84,8 @@ def load_model(workdir, checkpoint=None):
             config, model, gradual=algorithm_lib.is_gradual(config))
     path = checkpoint
     folder = os.path.join(workdir, "checkpoints")
-    if path is None and keras_checkpoint.numbered(folder):
-        path = keras_checkpoint.numbered(folder)[0]
+    if path is None:
+        path = next(iter(keras_checkpoint.numbered(folder)), None)
     if path is not None and path.endswith(keras_checkpoint.SUFFIX):
         try:
             keras_checkpoint.restore_network(model, path)
