@@ -24,7 +24,6 @@ import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -112,16 +111,11 @@ def worker(args):
 
 
 def run_backend(backend, args):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, os.path.abspath(__file__), "--worker",
-               f"--models={','.join(args.models)}",
-               f"--examples={args.examples}", f"--epochs={args.epochs}",
-               f"--rounds={args.rounds}"]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{backend} worker failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return common.run_backend_worker(
+        __file__, backend, [f"--models={','.join(args.models)}",
+                            f"--examples={args.examples}",
+                            f"--epochs={args.epochs}",
+                            f"--rounds={args.rounds}"])
 
 
 def report(results, args):

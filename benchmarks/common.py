@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -42,6 +43,20 @@ def machine_info():
     except OSError:
         pass
     return info
+
+
+def run_backend_worker(script, backend, argv):
+    """Runs `script --worker *argv` with `KERAS_BACKEND=backend` (Keras
+    fixes its backend at import, so each backend gets its own process) and
+    returns the JSON the worker prints on its last line of stdout."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, os.path.abspath(script), "--worker", *argv],
+        env=env, cwd=os.path.dirname(RESULTS), capture_output=True,
+        text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{backend} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def write_results(name, payload, markdown):
