@@ -401,3 +401,15 @@ def test_one_sparse_momentum_and_one_rigl_update(tmp_path):
     assert result["rigl_grown"].tolist() == [5]
     assert [int(result[f"rigl_mask{i}"].sum()) for i in range(3)] == [
         41, 33, 7]                              # in place: as sparsified
+
+
+def test_step_counters_use_the_backends_integer_type(recwarn):
+    # JAX without x64 has no int64 (it truncates with a warning on every
+    # call): steps are int32 there, int64 elsewhere; GMP's counters follow.
+    from tf_sparse import schedules
+    want = "int32" if backend.name() == "jax" else "int64"
+    assert schedules.evaluation.step_dtype() == want
+    model, algorithm, log = _run("gmp", epochs=1)
+    assert algorithm.last_update.dtype == want
+    assert int(keras.ops.convert_to_numpy(algorithm.last_update)) == 6
+    assert not [w for w in recwarn.list if "int64" in str(w.message)]
