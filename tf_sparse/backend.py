@@ -102,6 +102,75 @@ def inference(model):
         else x)
 
 
+def stateless_random(kind, shape, key, counter, dtype="float32"):
+    """Random values that depend only on `key` (two ints, e.g. (seed,
+    layer)) and `counter` (an int or integer tensor, e.g. a step): the same
+    arguments give the same values on every call and every replica.
+
+    `kind` is "uniform" ([0, 1)) or "normal". TensorFlow draws with its
+    stateless RNG (`stateless_fold_in` of the counter into the key, inside
+    a compiled step too); JAX and PyTorch with `keras.random` seeded by a
+    32-bit mix of key and counter (eager updates, where the counter is a
+    value). The backends' generators differ, so the draws do too; each is
+    reproducible.
+
+    >>> stateless_random("uniform", [3], (0, 1), 7)       # doctest: +SKIP
+    """
+    if kind not in ("uniform", "normal"):
+        raise ValueError(f"Unknown random kind {kind!r}; accepted: "
+                         "uniform, normal.")
+    if is_tensorflow():
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        seed = tf.random.experimental.stateless_fold_in(
+            tf.constant([int(key[0]), int(key[1])], tf.int64), counter)
+        draw = (tf.random.stateless_uniform if kind == "uniform"
+                else tf.random.stateless_normal)
+        return draw(shape, seed=seed, dtype=dtype)
+    words = [int(key[0]) % 2**32, int(key[1]) % 2**32,
+             int(keras.ops.convert_to_numpy(counter)) % 2**32]
+    seed = int(np.random.SeedSequence(words).generate_state(1)[0])
+    draw = (keras.random.uniform if kind == "uniform"
+            else keras.random.normal)
+    return draw(shape, seed=seed, dtype=dtype)
+
+
+def cond(pred, true_fn, false_fn):
+    """`true_fn()` if `pred` else `false_fn()`, for code that assigns
+    variables: `keras.ops.cond` on TensorFlow (a `tf.cond` inside the
+    compiled step), a Python `if` on the value elsewhere (eager updates;
+    JAX's `lax.cond` would trace both branches).
+
+    >>> cond(step > 0, lambda: counter.assign_add(1), lambda: None)
+    """
+    if is_tensorflow():
+        def run(fn):
+            def branch():
+                fn()
+                return keras.ops.convert_to_tensor(True)
+            return branch
+        return keras.ops.cond(pred, run(true_fn), run(false_fn))
+    if bool(keras.ops.convert_to_numpy(pred)):
+        return true_fn()
+    return false_fn()
+
+
+def check_equal(value, expected, message):
+    """Fails when two integer tensors differ: an assertion op inside
+    TensorFlow's compiled step (it runs with the step), a `ValueError` at
+    once on the other backends (their updates run eagerly).
+
+    >>> check_equal(keras.ops.sum(counts), total, "counts drifted")
+    """
+    if is_tensorflow():
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        tf.debugging.assert_equal(value, expected, message=message)
+        return
+    got = keras.ops.convert_to_numpy(value)
+    want = keras.ops.convert_to_numpy(expected)
+    if not np.array_equal(got, want):
+        raise ValueError(f"{message}: {got} != {want}.")
+
+
 def _loss_value(loss, y, y_pred, sample_weight):
     if sample_weight is None:
         value = loss(y, y_pred)

@@ -328,5 +328,6 @@ class EagerUpdates:
             variable.assign(value)
         tap = self.algorithm.tap
         for i, grad in enumerate(grads):
-            tap.captured[i].assign(grad.astype(
-                tap.captured[i].dtype.as_numpy_dtype))
+            captured = tap.captured[i]
+            captured.assign(grad.astype(
+                keras.backend.standardize_dtype(captured.dtype)))

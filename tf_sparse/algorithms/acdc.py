@@ -34,8 +34,8 @@ import numbers
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import channel_graph
 from tf_sparse import cloning
 from tf_sparse import masking
@@ -196,67 +196,63 @@ class ACDC(base.MaskAlgorithm):
                 value=lambda mw=mw: masking.keep_active(mw.variable, mw.mask))
 
     def _compress(self, step):
+        ops = keras.ops
         for snap, variable in zip(self.dense_snapshot, self._core.weights):
-            snap.assign(tf.convert_to_tensor(variable))
-        self.snapshot_step.assign(tf.cast(step, self.snapshot_step.dtype))
+            # A copy: under JAX the train step donates (frees) the
+            # variable's own array.
+            snap.assign(ops.copy(ops.convert_to_tensor(variable)))
+        self.snapshot_step.assign(ops.cast(step, self.snapshot_step.dtype))
         if self.scope == "global":
-            sparsity = tf.constant(self._targets[0], tf.float32)
+            sparsity = ops.convert_to_tensor(self._targets[0], "float32")
             new = magnitude.magnitude_masks(self.weights, sparsity, "global",
                                             False, self._ties)
         else:
             new = magnitude.magnitude_masks(
-                self.weights, [tf.constant(t, tf.float32) for t in self._targets],
+                self.weights,
+                [ops.convert_to_tensor(t, "float32") for t in self._targets],
                 "layerwise", False, self._ties)
         for mw, mask in zip(self.weights, new):
             mw.mask.assign(mask)
-        flat = tf.concat([tf.reshape(m, [-1]) for m in new], axis=0)
-        flat = tf.cast(flat, tf.float32)
-        index = self.compressed
-        previous = tf.convert_to_tensor(self.previous_mask)
+        flat = ops.concatenate([ops.reshape(m, [-1]) for m in new], axis=0)
+        flat = ops.cast(flat, "float32")
+        index = ops.convert_to_tensor(self.compressed)
+        previous = ops.convert_to_tensor(self.previous_mask)
 
         def record():
-            changed = tf.reduce_mean(tf.abs(flat - previous))
-            overlap = tf.reduce_sum(flat * previous) / tf.maximum(
-                tf.reduce_sum(flat), 1.0)
-            at = tf.reshape(tf.cast(index, tf.int32), [1, 1])
-            self.drift_changed.assign(tf.tensor_scatter_nd_update(
-                tf.convert_to_tensor(self.drift_changed), at,
-                tf.reshape(changed, [1])))
-            self.drift_overlap.assign(tf.tensor_scatter_nd_update(
-                tf.convert_to_tensor(self.drift_overlap), at,
-                tf.reshape(overlap, [1])))
-            return tf.constant(True)
+            changed = ops.mean(ops.abs(flat - previous))
+            overlap = ops.sum(flat * previous) / ops.maximum(
+                ops.sum(flat), 1.0)
+            for drift, value in ((self.drift_changed, changed),
+                                 (self.drift_overlap, overlap)):
+                at = ops.arange(drift.shape[0]) == ops.cast(index, "int32")
+                drift.assign(ops.where(at, value,
+                                       ops.convert_to_tensor(drift)))
 
-        tf.cond(index > 0, record, lambda: tf.constant(False))
+        backend.cond(index > 0, record, lambda: None)
         self.previous_mask.assign(flat)
         self.compressed.assign_add(1)
         self._reset_slots(compress=True)
-        return tf.constant(True)
 
     def _decompress(self):
         for mw in self.weights:
-            mw.mask.assign(tf.ones(mw.shape, mw.mask.dtype))
+            mw.mask.assign(keras.ops.ones(mw.shape, mw.mask.dtype))
         self._reset_slots(compress=False)
-        return tf.constant(True)
 
     def update(self, step, data):
         del data
         if isinstance(step, numbers.Integral):
             sparse = self.schedule.phase(int(step))[1]
         else:
-            sparse = self.schedule.phase(tf.cast(step, tf.int64))[1]
-        tf.cond(tf.convert_to_tensor(sparse),
-                lambda: self._compress(step), self._decompress)
+            sparse = self.schedule.phase(keras.ops.cast(step, "int64"))[1]
+        backend.cond(sparse, lambda: self._compress(step), self._decompress)
 
     def checkpoint_items(self):
-        holder = tf.Module()
-        holder.snapshot = list(self.dense_snapshot)
         return {"acdc_compressions": self.compressed,
                 "acdc_previous_mask": self.previous_mask,
                 "acdc_drift_changed": self.drift_changed,
                 "acdc_drift_overlap": self.drift_overlap,
                 "acdc_dense_step": self.snapshot_step,
-                "acdc_dense": holder}
+                "acdc_dense": {"snapshot": list(self.dense_snapshot)}}
 
     # -- results ----------------------------------------------------------
 

@@ -29,20 +29,24 @@ Example (a do-nothing algorithm is the static sparse baseline):
 import contextlib
 
 import keras
-import tensorflow as tf
 
-from tf_sparse import backend
 from tf_sparse import masking
 from tf_sparse.algorithms import optimizer_state
 
 
-def host_device():
-    """Where eager updates run: TensorFlow's CPU under the JAX and PyTorch
-    backends (TensorFlow computes there only as a host library, next to
-    the backend's own devices); the default placement on TensorFlow."""
-    if backend.is_tensorflow():
-        return contextlib.nullcontext()
-    return tf.device("/CPU:0")
+def eager_scope():
+    """Where an update runs between train steps (JAX, PyTorch, and
+    `apply_step_zero`): with 64-bit types under JAX (its float64 counts,
+    as on the other backends; JAX has no float64 by default); as it is
+    elsewhere."""
+    if keras.backend.backend() == "jax":
+        import jax  # pylint: disable=import-outside-toplevel
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
+def _step_tensor(step):
+    return keras.ops.convert_to_tensor(int(step), "int64")
 
 
 class MaskAlgorithm:
@@ -93,9 +97,10 @@ class MaskAlgorithm:
         def run():
             self.update(step, data)
             self._zero_inactive_weights()
-            return tf.constant(True)
+            return keras.ops.convert_to_tensor(True)
 
-        tf.cond(due, run, lambda: tf.constant(False))
+        keras.ops.cond(due, run,
+                       lambda: keras.ops.convert_to_tensor(False))
 
     def eager_update(self, step, data=None):
         """Runs the update due after optimizer step `step` (a Python int)
@@ -103,17 +108,16 @@ class MaskAlgorithm:
 
         The path of the JAX and PyTorch backends (`tf_sparse.training`
         drives it between train steps): the same `update` as in TensorFlow's
-        train step, run with TensorFlow's eager kernels pinned to the CPU,
-        reading and assigning the Keras variables of any backend through
-        NumPy, so the same inputs give the same masks bit for bit on every
-        backend. Dropped weights are zeroed afterwards, as in graph.
+        train step (its math is `keras.ops`), run eagerly in the backend's
+        own ops (`eager_scope`). Dropped weights are zeroed afterwards, as
+        in graph.
         """
         optimizer_state.prepare(getattr(self.model, "optimizer", None),
                                 type(self).__name__)
         if not bool(self.should_update(int(step))):
             return False
-        with host_device():
-            self.update(tf.constant(int(step), tf.int64), data)
+        with eager_scope():
+            self.update(_step_tensor(step), data)
             self._zero_inactive_weights()
         return True
 
@@ -135,8 +139,8 @@ class MaskAlgorithm:
         step = 0 if optimizer is None else int(
             keras.ops.convert_to_numpy(optimizer.iterations))
         if step == 0 and self.due_at_step_zero():
-            with host_device():
-                self.update(tf.constant(0, tf.int64), None)
+            with eager_scope():
+                self.update(_step_tensor(0), None)
                 self._zero_inactive_weights()
 
     def checkpoint_items(self):

@@ -38,7 +38,6 @@ import numbers
 import warnings
 
 import keras
-import tensorflow as tf
 
 from tf_sparse import channel_graph
 from tf_sparse import schedules as S
@@ -212,10 +211,11 @@ class GMP(base.MaskAlgorithm):
             s = int(step) + self.offset
             return bool(self.schedule(s)[0]) or bool(
                 extra and s == self.schedule.end_step)
-        s = tf.cast(step, tf.int64) + self.offset
+        s = keras.ops.cast(step, "int64") + self.offset
         due = self.schedule(s)[0]
         if extra:
-            due = tf.logical_or(due, tf.equal(s, self.schedule.end_step))
+            due = keras.ops.logical_or(
+                due, keras.ops.equal(s, self.schedule.end_step))
         return due
 
     # -- state ------------------------------------------------------------
@@ -244,7 +244,7 @@ class GMP(base.MaskAlgorithm):
 
     def update(self, step, data):
         del data
-        s = tf.cast(step, tf.int64) + self.offset
+        s = keras.ops.cast(step, "int64") + self.offset
         targets = {final: sched(s)[1] for final, sched in self._schedules.items()}
         if self.scope == "global":
             sparsity = targets[float(_final_of(self.schedule))]
@@ -258,8 +258,8 @@ class GMP(base.MaskAlgorithm):
         for mw, mask in zip(self.weights, new):
             mw.mask.assign(mask)
         self.updates.assign_add(1)
-        self.last_update.assign(tf.cast(step, self.last_update.dtype))
-        self.current_target.assign(tf.cast(sparsity, tf.float32))
+        self.last_update.assign(keras.ops.cast(step, self.last_update.dtype))
+        self.current_target.assign(keras.ops.cast(sparsity, "float32"))
 
     def checkpoint_items(self):
         return {"gmp_updates": self.updates,

@@ -1,4 +1,4 @@
-"""What a prune-and-grow update records, in graph, for monitoring.
+"""What a prune-and-grow update records, for monitoring.
 
 `UpdateState` holds the variables one update writes (and a resumed run
 continues, as one checkpointed trackable): `num_updates`, `last_step`,
@@ -18,7 +18,11 @@ Example:
     state.update_history(weights, since=3)             # updates 4, 5, ...
 """
 
+import keras
+import numpy as np
 import tensorflow as tf
+
+from tf_sparse.schedules import evaluation
 
 # One row of `history`: these scalars, then one block of L values per
 # per-layer statistic.
@@ -28,8 +32,24 @@ PER_LAYER = ("density", "dropped", "grown", "regrown", "share", "rate")
 _COUNTS = ("nonzeros", "dropped", "grown", "regrown")
 
 
+def _state(value, dtype, name):
+    """A non-trainable keras.Variable; "int64" and "float64" become
+    "int32" and "float32" under JAX without x64 (which has neither: counts
+    and steps stay exact up to 2**31 and 2**24)."""
+    if evaluation.step_dtype() == "int32":
+        dtype = {"int64": "int32", "float64": "float32"}.get(dtype, dtype)
+    return keras.Variable(np.asarray(value, dtype), trainable=False,
+                          dtype=dtype, name=name)
+
+
 class UpdateState(tf.Module):
     """The monitoring variables of an algorithm, one trackable.
+
+    Its variables are `keras.Variable`s written with `keras.ops`, so one
+    update records the same values on every Keras backend. It is a
+    `tf.Module` only so that TensorFlow's checkpoints track it under one
+    name (`checkpoint_items`); under JAX and PyTorch the run's `.keras`
+    checkpoints read its variables (`runs.keras_checkpoint`).
 
     Args:
       weights: the algorithm's `MaskedWeight`s (their masks are the state
@@ -41,46 +61,44 @@ class UpdateState(tf.Module):
     def __init__(self, weights, history=64):
         super().__init__()
         n_layers = len(weights)
-        self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="num_updates")
-        self.last_step = tf.Variable(-1, dtype=tf.int64, trainable=False,
-                                     name="last_step")
-        self.rate = tf.Variable(0.0, trainable=False, name="rate")
-        self.churn = tf.Variable(0.0, trainable=False, name="churn")
-        self.nonzeros = tf.Variable(
-            sum(mw.nonzeros() for mw in weights), dtype=tf.int64,
-            trainable=False, name="nonzeros")
-        self.density = tf.Variable(
-            [mw.density() for mw in weights], dtype=tf.float32,
-            trainable=False, name="density")
+        self.num_updates = _state(0, "int64", "num_updates")
+        self.last_step = _state(-1, "int64", "last_step")
+        self.rate = _state(0.0, "float32", "rate")
+        self.churn = _state(0.0, "float32", "churn")
+        self.nonzeros = _state(sum(mw.nonzeros() for mw in weights),
+                               "int64", "nonzeros")
+        self.density = _state([mw.density() for mw in weights], "float32",
+                              "density")
         for name in ("dropped", "grown", "regrown"):
-            setattr(self, name, tf.Variable(
-                tf.zeros([n_layers], tf.int64), trainable=False, name=name))
-        self.share = tf.Variable(tf.zeros([n_layers]), trainable=False,
-                                 name="share")
-        self.layer_rate = tf.Variable(tf.zeros([n_layers]), trainable=False,
-                                      name="layer_rate")
+            setattr(self, name, _state(np.zeros([n_layers]), "int64", name))
+        self.share = _state(np.zeros([n_layers]), "float32", "share")
+        self.layer_rate = _state(np.zeros([n_layers]), "float32",
+                                 "layer_rate")
         self.ever_active = [
-            tf.Variable(tf.convert_to_tensor(mw.mask) > 0, trainable=False,
-                        name=f"ever_active_{i}")
+            _state(keras.ops.convert_to_numpy(mw.mask) > 0, "bool",
+                   f"ever_active_{i}")
             for i, mw in enumerate(weights)]
-        self.itop = tf.Variable(self._itop_value(), trainable=False,
-                                name="itop")
-        self.history = tf.Variable(
-            tf.zeros([history, len(SCALARS) + len(PER_LAYER) * n_layers],
-                     tf.float64), trainable=False, name="history")
+        ever = [keras.ops.convert_to_numpy(e) for e in self.ever_active]
+        self.itop = _state(sum(e.sum() for e in ever)
+                           / sum(e.size for e in ever), "float32", "itop")
+        self.history = _state(
+            np.zeros([history, len(SCALARS) + len(PER_LAYER) * n_layers]),
+            "float64", "history")
 
     def _itop_value(self):
-        total = sum(e.shape.num_elements() for e in self.ever_active)
-        ever = tf.add_n([tf.reduce_sum(tf.cast(e, tf.float64))
-                         for e in self.ever_active])
-        return tf.cast(ever / total, tf.float32)
+        ops = keras.ops
+        total = sum(int(np.prod(e.shape)) for e in self.ever_active)
+        ever = ops.sum(ops.stack([
+            ops.sum(ops.cast(ops.convert_to_tensor(e), "float64"))
+            for e in self.ever_active]))
+        return ops.cast(ever / total, "float32")
 
     def mark_active(self, i, active):
         """Adds layer `i`'s new active set (weight-shaped bool) to
         `ever_active`."""
         ever = self.ever_active[i]
-        ever.assign(tf.logical_or(ever, active))
+        ever.assign(keras.ops.logical_or(keras.ops.convert_to_tensor(ever),
+                                         active))
 
     def _per_layer(self):
         """The per-layer variables, in `PER_LAYER` order."""
@@ -89,7 +107,8 @@ class UpdateState(tf.Module):
 
     def record(self, *, step, rate, sizes, before, active, dropped, grown,
                regrown, net_new, share, layer_rates):
-        """Writes one update's statistics (in graph).
+        """Writes one update's statistics (keras.ops; in graph on
+        TensorFlow).
 
         Args:
           step: the update's step (int64); rate: its drop rate (float64).
@@ -100,31 +119,39 @@ class UpdateState(tf.Module):
             back right after being dropped, newly active.
           share, layer_rates: float64 [L].
         """
-        after = tf.add_n(active)
+        ops = keras.ops
+
+        def total(counts):
+            return ops.sum(ops.stack(counts))
+
+        after = total(active)
         self.nonzeros.assign(after)
-        self.num_updates.assign_add(1)
-        self.last_step.assign(step)
-        self.rate.assign(tf.cast(rate, tf.float32))
-        self.density.assign(tf.cast(
-            tf.cast(tf.stack(active), tf.float64) / sizes, tf.float32))
-        self.dropped.assign(tf.stack(dropped))
-        self.grown.assign(tf.stack(grown))
-        self.regrown.assign(tf.stack(regrown))
-        self.share.assign(tf.cast(share, tf.float32))
-        self.layer_rate.assign(tf.cast(layer_rates, tf.float32))
-        self.churn.assign(tf.cast(
-            tf.cast(tf.add_n(net_new), tf.float64)
-            / tf.maximum(tf.cast(before, tf.float64), 1.0), tf.float32))
+        self.num_updates.assign(self.num_updates + 1)
+        self.last_step.assign(ops.cast(step, "int64"))
+        self.rate.assign(ops.cast(rate, "float32"))
+        self.density.assign(ops.cast(
+            ops.cast(ops.stack(active), "float64") / sizes, "float32"))
+        self.dropped.assign(ops.stack(dropped))
+        self.grown.assign(ops.stack(grown))
+        self.regrown.assign(ops.stack(regrown))
+        self.share.assign(ops.cast(share, "float32"))
+        self.layer_rate.assign(ops.cast(layer_rates, "float32"))
+        self.churn.assign(ops.cast(
+            ops.cast(total(net_new), "float64")
+            / ops.maximum(ops.cast(before, "float64"), 1.0), "float32"))
         self.itop.assign(self._itop_value())
         scalars = [step, self.rate, self.churn, self.itop, after,
-                   tf.add_n(dropped), tf.add_n(grown), tf.add_n(regrown)]
-        row = tf.concat(
-            [tf.stack([tf.cast(x, tf.float64) for x in scalars])]
-            + [tf.reshape(tf.cast(v, tf.float64), [-1])
-               for v in self._per_layer()], 0)
-        slot = tf.math.floormod(self.num_updates - 1, self.history.shape[0])
-        self.history.assign(tf.tensor_scatter_nd_update(
-            self.history, [[slot]], [row]))
+                   total(dropped), total(grown), total(regrown)]
+        row = ops.concatenate(
+            [ops.stack([ops.cast(ops.convert_to_tensor(x), "float64")
+                        for x in scalars])]
+            + [ops.reshape(ops.cast(ops.convert_to_tensor(v), "float64"),
+                           [-1]) for v in self._per_layer()], 0)
+        kept = self.history.shape[0]
+        slot = ops.mod(ops.convert_to_tensor(self.num_updates) - 1, kept)
+        at_slot = ops.arange(kept) == ops.cast(slot, "int32")
+        self.history.assign(ops.where(at_slot[:, None], row[None, :],
+                                      ops.convert_to_tensor(self.history)))
 
     def summary_values(self, weights):
         """The last update's monitoring values as Python numbers.
@@ -134,15 +161,15 @@ class UpdateState(tf.Module):
         `layers`: {weight path: {density, dropped, grown, regrown, share,
         rate}}.
         """
-        arrays = {key: v.numpy()
+        arrays = {key: keras.ops.convert_to_numpy(v)
                   for key, v in zip(PER_LAYER, self._per_layer())}
         return {
-            "num_updates": int(self.num_updates.numpy()),
-            "step": int(self.last_step.numpy()),
-            "rate": float(self.rate.numpy()),
-            "churn": float(self.churn.numpy()),
-            "itop": float(self.itop.numpy()),
-            "nonzeros": int(self.nonzeros.numpy()),
+            "num_updates": int(keras.ops.convert_to_numpy(self.num_updates)),
+            "step": int(keras.ops.convert_to_numpy(self.last_step)),
+            "rate": float(keras.ops.convert_to_numpy(self.rate)),
+            "churn": float(keras.ops.convert_to_numpy(self.churn)),
+            "itop": float(keras.ops.convert_to_numpy(self.itop)),
+            "nonzeros": int(keras.ops.convert_to_numpy(self.nonzeros)),
             **{key: int(arrays[key].sum())
                for key in ("dropped", "grown", "regrown")},
             "layers": {mw.path: _layer_values(arrays, i)
@@ -156,8 +183,8 @@ class UpdateState(tf.Module):
         the update's number as `update`), oldest first; at most the last
         `history` updates are kept.
         """
-        now = int(self.num_updates.numpy())
-        rows = self.history.numpy()
+        now = int(keras.ops.convert_to_numpy(self.num_updates))
+        rows = keras.ops.convert_to_numpy(self.history)
         kept = rows.shape[0]
         n_scalars, n_layers = len(SCALARS), len(weights)
         out = []

@@ -87,12 +87,13 @@ def momentum(optimizer, variable):
     optimizer = unwrap(optimizer)
     kind = momentum_kind(optimizer)
     index = optimizer._get_variable_index(variable)  # pylint: disable=protected-access
+    ops = keras.ops
     if kind == "sgd":
-        return tf.convert_to_tensor(optimizer.momentums[index])
+        return ops.convert_to_tensor(optimizer.momentums[index])
     if kind == "adam":
-        m = tf.convert_to_tensor(optimizer._momentums[index])  # pylint: disable=protected-access
-        v = tf.convert_to_tensor(optimizer._velocities[index])  # pylint: disable=protected-access
-        return m / (tf.sqrt(v) + tf.cast(optimizer.epsilon, m.dtype))
+        m = ops.convert_to_tensor(optimizer._momentums[index])  # pylint: disable=protected-access
+        v = ops.convert_to_tensor(optimizer._velocities[index])  # pylint: disable=protected-access
+        return m / (ops.sqrt(v) + ops.cast(optimizer.epsilon, m.dtype))
     raise ValueError(
         f"Cannot read momentum from {describe(optimizer)}; readable: SGD "
         "with momentum > 0, Adam, AdamW, Nadam.")
@@ -381,30 +382,30 @@ def reset_slots(optimizer, variable, where=None, value=None,
       the variable's current value.
     Raises ValueError for an optimizer whose slots are not all declared.
     """
+    ops = keras.ops
     weight = None
     for slot, initial in _slots_of(optimizer, variable, owner):
         if initial is KEEP:
             continue
         if isinstance(initial, Factored):
             if where is None:
-                slot.assign(tf.fill(slot.shape, tf.cast(initial.initial,
-                                                        slot.dtype)))
+                slot.assign(ops.full(slot.shape, initial.initial,
+                                     slot.dtype))
             continue
         if initial is WEIGHT:
             if weight is None:
                 weight = value() if callable(value) else value
-                if weight is None:
-                    weight = tf.convert_to_tensor(variable)
-                weight = tf.reshape(weight, [-1])
-            fresh = tf.cast(weight, slot.dtype)
+                if weight is None:   # a copy: JAX's step frees the array
+                    weight = ops.copy(ops.convert_to_tensor(variable))
+                weight = ops.reshape(weight, [-1])
+            fresh = ops.cast(weight, slot.dtype)
         else:
-            fresh = tf.fill([int(np.prod(slot.shape))],
-                            tf.cast(initial, slot.dtype))
+            fresh = ops.full([int(np.prod(slot.shape))], initial, slot.dtype)
         if where is None:
-            slot.assign(tf.reshape(fresh, slot.shape))
+            slot.assign(ops.reshape(fresh, slot.shape))
             continue
-        flat = tf.reshape(tf.convert_to_tensor(slot), [-1])
-        slot.assign(tf.reshape(tf.where(where, fresh, flat), slot.shape))
+        flat = ops.reshape(ops.convert_to_tensor(slot), [-1])
+        slot.assign(ops.reshape(ops.where(where, fresh, flat), slot.shape))
 
 
 # ---------------------------------------------------------------------------
@@ -523,14 +524,17 @@ class GradientTap:
         for i, mw in enumerate(weights):
             key = self.optimizer._var_key(mw.variable)  # pylint: disable=protected-access
             self._by_key[key] = i
+            # keras.Variables: TensorFlow's step writes them (`_observe`),
+            # the JAX and PyTorch updates write the captured gradient
+            # (`training.EagerUpdates`); both read them with keras.ops.
             if ema_beta is not None:
-                self.ema[i] = tf.Variable(
-                    tf.zeros(mw.shape, mw.variable.dtype), trainable=False,
-                    name=f"tfs_grad_ema_{i}")
+                self.ema[i] = keras.Variable(
+                    np.zeros(mw.shape), dtype=mw.variable.dtype,
+                    trainable=False, name=f"tfs_grad_ema_{i}")
             if capture_due is not None:
-                self.captured[i] = tf.Variable(
-                    tf.zeros(mw.shape, mw.variable.dtype), trainable=False,
-                    name=f"tfs_grad_{i}")
+                self.captured[i] = keras.Variable(
+                    np.zeros(mw.shape), dtype=mw.variable.dtype,
+                    trainable=False, name=f"tfs_grad_{i}")
         self._install()
 
     def _install(self):

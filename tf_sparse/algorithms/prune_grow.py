@@ -88,7 +88,7 @@ Example (a new algorithm is a small subclass):
         name = "my_alg"
         needs_momentum = True
         def grow_score(self, ctx, i):
-            return tf.abs(ctx.momentum(i))
+            return keras.ops.abs(ctx.momentum(i))
 
     alg = GrowByMagnitudeOfMomentum(
         cadence=tfs.schedules.UpdateSchedule(every=100, total_steps=T),
@@ -98,8 +98,8 @@ Example (a new algorithm is a small subclass):
 import numbers
 
 import keras
-import tensorflow as tf
 
+from tf_sparse import backend
 from tf_sparse import channel_graph
 from tf_sparse import patterns
 from tf_sparse import topk
@@ -138,27 +138,28 @@ class UpdateContext:
     """
 
     def __init__(self, algorithm, step, data):
+        ops = keras.ops
         self.algorithm = algorithm
-        self.step = tf.cast(tf.convert_to_tensor(step), tf.int64)
+        self.step = ops.cast(ops.convert_to_tensor(step), "int64")
         self.data = data
         self.rate = update_schedules.rate_at(algorithm.drop_fraction,
                                              self.step)  # float64
         self.active = []
         self.values = []
         for mw in algorithm.weights:
-            self.active.append(tf.reshape(
-                tf.convert_to_tensor(mw.mask) > 0, [-1]))
-            self.values.append(tf.reshape(
-                tf.convert_to_tensor(mw.variable), [-1]))
-        self.weight_n = tf.stack([tf.reduce_sum(tf.cast(a, tf.float64))
-                                  for a in self.active])
-        self.weight_sizes = tf.constant(
-            [float(mw.size) for mw in algorithm.weights], tf.float64)
+            self.active.append(ops.reshape(
+                ops.convert_to_tensor(mw.mask) > 0, [-1]))
+            self.values.append(ops.reshape(
+                ops.convert_to_tensor(mw.variable), [-1]))
+        self.weight_n = ops.stack([ops.sum(ops.cast(a, "float64"))
+                                   for a in self.active])
+        self.weight_sizes = ops.convert_to_tensor(
+            [float(mw.size) for mw in algorithm.weights], "float64")
         units = algorithm.count_units()
         if all(u == 1 for u in units):
             self.n, self.sizes = self.weight_n, self.weight_sizes
         else:
-            per = tf.constant([float(u) for u in units], tf.float64)
+            per = ops.convert_to_tensor([float(u) for u in units], "float64")
             self.n = self.weight_n / per
             self.sizes = self.weight_sizes / per
         self.zeros = self.sizes - self.n
@@ -167,22 +168,21 @@ class UpdateContext:
 
     def momentum(self, i):
         if i not in self._momentum:
-            self._momentum[i] = tf.reshape(
+            self._momentum[i] = keras.ops.reshape(
                 self.algorithm.read_momentum(i), [-1])
         return self._momentum[i]
 
     def gradient(self, i):
         if self._gradients is None:
             self._gradients = self.algorithm.read_gradients(self)
-        return tf.reshape(self._gradients[i], [-1])
+        return keras.ops.reshape(self._gradients[i], [-1])
 
     def uniform(self, i, salt=0):
-        """Stateless uniform scores keyed by (seed, step, layer, salt)."""
-        seed = tf.random.experimental.stateless_fold_in(
-            tf.constant([self.algorithm.seed, i], tf.int64),
-            self.step * 4 + salt)
-        return tf.random.stateless_uniform(
-            [self.algorithm.weights[i].size], seed=seed)
+        """Stateless uniform scores keyed by (seed, step, layer, salt)
+        (`backend.stateless_random`)."""
+        return backend.stateless_random(
+            "uniform", [self.algorithm.weights[i].size],
+            (self.algorithm.seed, i), self.step * 4 + salt)
 
 
 class PruneGrow(base.MaskAlgorithm):
@@ -394,7 +394,7 @@ class PruneGrow(base.MaskAlgorithm):
             return optimizer_state.momentum(self.model.optimizer,
                                             self.weights[i].variable)
         if self.momentum_from == "ema":
-            return tf.convert_to_tensor(self.tap.ema[i])
+            return keras.ops.convert_to_tensor(self.tap.ema[i])
         raise ValueError(f"{type(self).__name__} does not read momentum.")
 
     def read_gradients(self, ctx):
@@ -407,9 +407,11 @@ class PruneGrow(base.MaskAlgorithm):
         batch-norm statistics are updated twice); single replica only.
         """
         if self.gradient_source == "optimizer":
-            return [tf.convert_to_tensor(self.tap.captured[i])
+            return [keras.ops.convert_to_tensor(self.tap.captured[i])
                     for i in range(len(self.weights))]
-        import keras  # pylint: disable=import-outside-toplevel
+        # In TensorFlow's train step only (`training` refuses "tape" on the
+        # other backends): a tape inside the compiled update.
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(ctx.data)
         variables = [mw.variable for mw in self.weights]
         with tf.GradientTape() as tape:
@@ -426,7 +428,7 @@ class PruneGrow(base.MaskAlgorithm):
 
     def drop_score(self, ctx, i):
         """Lowest scores among active weights are dropped: |w|."""
-        return tf.abs(ctx.values[i])
+        return keras.ops.abs(ctx.values[i])
 
     def grow_score(self, ctx, i):
         """Highest scores among candidates are grown."""
@@ -437,8 +439,8 @@ class PruneGrow(base.MaskAlgorithm):
         `drop_rounding`; `rates` overrides the global rate per layer."""
         rate = ctx.rate if rates is None else rates
         raw = rate * ctx.n
-        return (tf.math.ceil(raw) if self.drop_rounding == "ceil"
-                else tf.math.floor(raw))
+        return (keras.ops.ceil(raw) if self.drop_rounding == "ceil"
+                else keras.ops.floor(raw))
 
     def layer_counts(self, ctx):
         """(drop counts, grow counts, shares, per-layer rates), float64 [L].
@@ -447,13 +449,14 @@ class PruneGrow(base.MaskAlgorithm):
         `regrow_dropped="never"` a layer drops at most as many weights as it
         has inactive positions to regrow into.
         """
+        ops = keras.ops
         drop = self.drop_counts(ctx)
         if self.regrow_dropped == "never":
-            drop = tf.minimum(drop, ctx.zeros)
-        total = tf.reduce_sum(drop)
-        share = tf.where(total > 0, drop / tf.maximum(total, 1.0),
-                         tf.zeros_like(drop))
-        rates = tf.fill(tf.shape(drop), ctx.rate)
+            drop = ops.minimum(drop, ctx.zeros)
+        total = ops.sum(drop)
+        share = ops.where(total > 0, drop / ops.maximum(total, 1.0),
+                          ops.zeros_like(drop))
+        rates = ops.full(ops.shape(drop), ctx.rate, "float64")
         return drop, drop, share, rates
 
     # ------------------------------------------------------------------
@@ -461,10 +464,11 @@ class PruneGrow(base.MaskAlgorithm):
     # ------------------------------------------------------------------
 
     def update(self, step, data):
+        ops = keras.ops
         ctx = UpdateContext(self, step, data)
         drop, grow, share, rates = self.layer_counts(ctx)
-        drop = tf.cast(drop, tf.int32)
-        grow = tf.cast(grow, tf.int32)
+        drop = ops.cast(drop, "int32")
+        grow = ops.cast(grow, "int32")
         counts = {"active": [], "dropped": [], "grown": [], "regrown": [],
                   "net_new": []}
         tied = self._tied_sums(ctx)
@@ -474,17 +478,15 @@ class PruneGrow(base.MaskAlgorithm):
                                       (tied[0][i], tied[1][i]))
             for key, positions in sets.items():
                 counts[key].append(
-                    tf.reduce_sum(tf.cast(positions, tf.int64)))
-        before = tf.cast(tf.reduce_sum(ctx.weight_n), tf.int64)
-        check = tf.debugging.assert_equal(
-            tf.add_n(counts["active"]), before,
-            message=f"{type(self).__name__}: total nonzeros changed in a "
-                    "mask update")
-        with tf.control_dependencies([check]):
-            self.state.record(step=ctx.step, rate=ctx.rate,
-                              sizes=ctx.weight_sizes,
-                              before=before, share=share, layer_rates=rates,
-                              **counts)
+                    ops.sum(ops.cast(positions, "int64")))
+        before = ops.cast(ops.sum(ctx.weight_n), "int64")
+        backend.check_equal(
+            ops.sum(ops.stack(counts["active"])), before,
+            f"{type(self).__name__}: total nonzeros changed in a mask update")
+        self.state.record(step=ctx.step, rate=ctx.rate,
+                          sizes=ctx.weight_sizes,
+                          before=before, share=share, layer_rates=rates,
+                          **counts)
 
     def _tied_sums(self, ctx):
         """(drop sums, grow sums) per layer, each channel's summed over its
@@ -498,10 +500,10 @@ class PruneGrow(base.MaskAlgorithm):
                 grow.append(None)
                 continue
             layout = self.layouts[i]
-            drop.append(layout.group_sums(tf.reshape(self.drop_score(ctx, i),
-                                                     mw.shape)))
-            grow.append(layout.group_sums(tf.reshape(self.grow_score(ctx, i),
-                                                     mw.shape)))
+            drop.append(layout.group_sums(keras.ops.reshape(
+                self.drop_score(ctx, i), mw.shape)))
+            grow.append(layout.group_sums(keras.ops.reshape(
+                self.grow_score(ctx, i), mw.shape)))
         return self.ties.tie(drop), self.ties.tie(grow)
 
     def _update_layer(self, ctx, i, n_drop, n_grow, tied=None):
@@ -560,12 +562,13 @@ class PruneGrow(base.MaskAlgorithm):
         def sums(scores, which):
             if which in given:
                 return given[which]
-            return layout.group_sums(tf.reshape(scores, shape))
+            return layout.group_sums(keras.ops.reshape(scores, shape))
 
         def weights_of(groups):
-            return tf.reshape(layout.expand(groups), [-1])
+            return keras.ops.reshape(layout.expand(groups), [-1])
 
-        active = layout.group_eligible(tf.reshape(ctx.active[i], shape))
+        active = layout.group_eligible(keras.ops.reshape(ctx.active[i],
+                                                         shape))
         dropped = topk.select_bottom(
             sums(self.drop_score(ctx, i) if not given else None, "drop"),
             active, n_drop, **select)
@@ -581,20 +584,20 @@ class PruneGrow(base.MaskAlgorithm):
         lost, by grow score, so each group keeps its count (N). With
         `regrow_dropped="never"` a group can drop at most its inactive
         entries (the weakest active ones are eligible)."""
+        ops = keras.ops
         shape = self.weights[i].shape
         active = ctx.active[i]
         eligible = active
         if self.regrow_dropped == "never":
-            grouped = layout.groups(tf.reshape(active, shape))
-            free = layout.group_size - tf.reduce_sum(
-                tf.cast(grouped, tf.int32), axis=1, keepdims=True)
-            eligible = tf.reshape(layout.select(
-                tf.reshape(self.drop_score(ctx, i), shape),
-                tf.reshape(active, shape), free, lowest=True), [-1])
+            grouped = layout.groups(ops.reshape(active, shape))
+            free = layout.group_size - ops.sum(
+                ops.cast(grouped, "int32"), axis=1, keepdims=True)
+            eligible = ops.reshape(layout.select(
+                ops.reshape(self.drop_score(ctx, i), shape),
+                ops.reshape(active, shape), free, lowest=True), [-1])
         dropped = topk.select_bottom(
             self.drop_score(ctx, i), eligible, n_drop,
             method=self.selection_method, jit=self.jit_selection)
-        ops = keras.ops
         kept = ops.logical_and(active, ops.logical_not(dropped))
         candidates = self._candidates(active, kept)
         lost = ops.sum(ops.cast(layout.groups(
@@ -604,19 +607,20 @@ class PruneGrow(base.MaskAlgorithm):
         return dropped, ops.reshape(grown, [-1])
 
     def _write_layer(self, ctx, i, new_active, dropped, grown, net_new):
+        ops = keras.ops
         mw = self.weights[i]
         treated_new = grown if self.regrow_dropped == "reinit" else net_new
         # Values of new weights (already 0 unless regrown or not zeros).
         if self.grow_init != "zeros" or self.regrow_dropped == "reinit":
-            mw.variable.assign(tf.reshape(
-                tf.where(treated_new, self._grow_values(ctx, i),
-                         ctx.values[i]), mw.shape))
+            mw.variable.assign(ops.reshape(
+                ops.where(treated_new, self._grow_values(ctx, i),
+                          ctx.values[i]), mw.shape))
         reset = None
         if self.grown_slots == "zero":
             reset = treated_new
         if self.dropped_slots == "zero":
-            net_dropped = tf.logical_and(dropped, tf.logical_not(grown))
-            reset = net_dropped if reset is None else tf.logical_or(
+            net_dropped = ops.logical_and(dropped, ops.logical_not(grown))
+            reset = net_dropped if reset is None else ops.logical_or(
                 reset, net_dropped)
         optimizer = getattr(self.model, "optimizer", None)
         if reset is not None and optimizer is not None:
@@ -624,29 +628,28 @@ class PruneGrow(base.MaskAlgorithm):
             # ScheduleFreeAdamW's z): grown values kept, dropped ones 0.
             optimizer_state.reset_slots(
                 optimizer, mw.variable, reset, owner=type(self).__name__,
-                value=lambda: tf.where(
-                    new_active, tf.reshape(tf.convert_to_tensor(mw.variable),
-                                           [-1]), 0.0))
-        mw.mask.assign(tf.reshape(tf.cast(new_active, mw.mask.dtype),
-                                  mw.shape))
-        self.state.mark_active(i, tf.reshape(new_active, mw.shape))
+                value=lambda: ops.where(
+                    new_active, ops.reshape(
+                        ops.convert_to_tensor(mw.variable), [-1]), 0.0))
+        mw.mask.assign(ops.reshape(ops.cast(new_active, mw.mask.dtype),
+                                   mw.shape))
+        self.state.mark_active(i, ops.reshape(new_active, mw.shape))
 
     def _grow_values(self, ctx, i):
         """`grow_init="random_normal"`: normal noise with the standard
         deviation of the layer's active weights."""
+        ops = keras.ops
         if self.grow_init == "zeros":
-            return tf.zeros_like(ctx.values[i])
+            return ops.zeros_like(ctx.values[i])
         active = ctx.active[i]
         values = ctx.values[i]
-        n = tf.maximum(tf.reduce_sum(tf.cast(active, values.dtype)), 1.0)
-        mean = tf.reduce_sum(tf.where(active, values, 0.0)) / n
-        var = tf.reduce_sum(tf.where(active, tf.square(values - mean),
-                                     0.0)) / n
-        seed = tf.random.experimental.stateless_fold_in(
-            tf.constant([self.seed, i], tf.int64), ctx.step * 4 + 3)
-        noise = tf.random.stateless_normal(tf.shape(values), seed=seed,
-                                           dtype=values.dtype)
-        return noise * tf.sqrt(var)
+        n = ops.maximum(ops.sum(ops.cast(active, values.dtype)), 1.0)
+        mean = ops.sum(ops.where(active, values, 0.0)) / n
+        var = ops.sum(ops.where(active, ops.square(values - mean), 0.0)) / n
+        noise = backend.stateless_random(
+            "normal", ops.shape(values), (self.seed, i), ctx.step * 4 + 3,
+            dtype=values.dtype)
+        return noise * ops.sqrt(var)
 
     # ------------------------------------------------------------------
     # Reporting

@@ -1,4 +1,4 @@
-"""Moving weights between layers in a prune-and-grow update (in graph).
+"""Moving weights between layers in a prune-and-grow update (keras.ops).
 
 `redistribute` gives sparse momentum's per-layer counts (papers.md A.1;
 sparse_learning's `core.py`), with `L` layers, `n_l` active and `z_l`
@@ -35,7 +35,7 @@ Example:
     drop, grow, share, rates = redistribute(ctx, share, alg.drop_counts)
 """
 
-import tensorflow as tf
+import keras
 
 from tf_sparse.algorithms import checks
 
@@ -65,10 +65,11 @@ def can_move(layouts):
 
 def shares(stats):
     """`stats / sum(stats)`, or equal shares when the sum is 0."""
-    total = tf.reduce_sum(stats)
+    ops = keras.ops
+    total = ops.sum(stats)
     n = int(stats.shape[0])
-    return tf.where(total > 0, stats / tf.maximum(total, 1e-300),
-                    tf.fill([n], tf.constant(1.0 / n, tf.float64)))
+    return ops.where(total > 0, stats / ops.maximum(total, 1e-300),
+                     ops.full([n], 1.0 / n, "float64"))
 
 
 def mean_abs_active(ctx, signals):
@@ -76,10 +77,11 @@ def mean_abs_active(ctx, signals):
 
     `signals`: one flat tensor per layer (weights, momentum, ...).
     """
-    sums = [tf.reduce_sum(tf.where(active, tf.cast(tf.abs(signal),
-                                                   tf.float64), 0.0))
+    ops = keras.ops
+    sums = [ops.sum(ops.where(active, ops.cast(ops.abs(signal), "float64"),
+                              0.0))
             for active, signal in zip(ctx.active, signals)]
-    return tf.stack(sums) / tf.maximum(ctx.n, 1.0)
+    return ops.stack(sums) / ops.maximum(ctx.n, 1.0)
 
 
 def redistribute(ctx, share, drop_counts, *, dense_layer_density=0.8,
@@ -94,15 +96,16 @@ def redistribute(ctx, share, drop_counts, *, dense_layer_density=0.8,
         rates (`PruneGrow.drop_counts`).
       dense_layer_density, max_fill, disjoint: see the module docstring.
     """
+    ops = keras.ops
     zero_fraction = ctx.zeros / ctx.sizes
-    capped = tf.logical_and(zero_fraction < 1.0 - dense_layer_density,
-                            share > 1.0 / int(share.shape[0]))
-    rates = tf.where(capped, tf.minimum(ctx.rate, zero_fraction), ctx.rate)
+    capped = ops.logical_and(zero_fraction < 1.0 - dense_layer_density,
+                             share > 1.0 / int(share.shape[0]))
+    rates = ops.where(capped, ops.minimum(ctx.rate, zero_fraction), ctx.rate)
     drop = drop_counts(ctx, rates)
-    removed = tf.reduce_sum(drop)
+    removed = ops.sum(drop)
     if disjoint:
         free = ctx.zeros
-        removed = tf.minimum(removed, tf.reduce_sum(free))
+        removed = ops.minimum(removed, ops.sum(free))
         drop = scale_to_total(drop, removed)
     else:
         free = ctx.zeros + drop
@@ -117,16 +120,18 @@ def water_fill(base, caps, total):
     capped layers is added in equal parts to the layers still below their
     cap.
     """
-    cand = tf.concat([[0.0], tf.maximum(caps - base, 0.0)], 0)
-    sums = tf.reduce_sum(
-        tf.minimum(caps[None, :], base[None, :] + cand[:, None]), axis=1)
-    best = tf.reduce_max(tf.where(sums <= total, cand, 0.0))
-    at_best = tf.minimum(caps, base + best)
-    open_layers = tf.reduce_sum(tf.cast(base + best < caps, tf.float64))
-    lam = best + tf.where(
+    ops = keras.ops
+    cand = ops.concatenate([ops.zeros([1], "float64"),
+                            ops.maximum(caps - base, 0.0)], 0)
+    sums = ops.sum(
+        ops.minimum(caps[None, :], base[None, :] + cand[:, None]), axis=1)
+    best = ops.max(ops.where(sums <= total, cand, 0.0))
+    at_best = ops.minimum(caps, base + best)
+    open_layers = ops.sum(ops.cast(base + best < caps, "float64"))
+    lam = best + ops.where(
         open_layers > 0,
-        (total - tf.reduce_sum(at_best)) / tf.maximum(open_layers, 1.0), 0.0)
-    return tf.minimum(caps, base + lam)
+        (total - ops.sum(at_best)) / ops.maximum(open_layers, 1.0), 0.0)
+    return ops.minimum(caps, base + lam)
 
 
 def round_to_total(real, caps, total):
@@ -134,22 +139,36 @@ def round_to_total(real, caps, total):
 
     Floors, then +1 for the largest remainders (ties to the lower layer
     index) among layers still below their cap. The remainders are ranked
-    in float64 (`tf_sparse.topk` ranks float32 images, which could tie
-    remainders that differ).
+    in float64 by comparing every pair (a handful of layers; no sort, so
+    every backend ranks alike; `tf_sparse.topk` ranks float32 images,
+    which could tie remainders that differ).
+
+    >>> round_to_total(keras.ops.convert_to_tensor([0.5, 1.5], "float64"),
+    ...                keras.ops.convert_to_tensor([5.0, 5.0], "float64"),
+    ...                3.0)                               # doctest: +SKIP
+    [1., 2.]
     """
-    floors = tf.minimum(tf.floor(real), caps)
-    extra = tf.cast(total - tf.reduce_sum(floors), tf.int32)
-    remainder = tf.where(floors < caps, real - floors, -1.0)
-    order = tf.argsort(remainder, direction="DESCENDING", stable=True)
-    n = tf.size(real)
-    rank = tf.scatter_nd(order[:, None], tf.range(n), [n])
-    bump = tf.logical_and(rank < extra, floors < caps)
-    return floors + tf.cast(bump, tf.float64)
+    ops = keras.ops
+    floors = ops.minimum(ops.floor(real), caps)
+    extra = ops.cast(total - ops.sum(floors), "int32")
+    remainder = ops.where(floors < caps, real - floors, -1.0)
+    n = int(real.shape[0])
+    index = ops.arange(n)
+    # rank[i]: layers ahead of i (a larger remainder, or an equal one at a
+    # lower index), i.e. i's place in a stable descending sort.
+    ahead = ops.logical_or(
+        remainder[None, :] > remainder[:, None],
+        ops.logical_and(remainder[None, :] == remainder[:, None],
+                        index[None, :] < index[:, None]))
+    rank = ops.sum(ops.cast(ahead, "int32"), axis=1)
+    bump = ops.logical_and(rank < extra, floors < caps)
+    return floors + ops.cast(bump, "float64")
 
 
 def scale_to_total(counts, total):
     """`counts` scaled down to sum to `total`, rounded by largest remainder."""
-    scaled = counts * total / tf.maximum(tf.reduce_sum(counts), 1.0)
+    ops = keras.ops
+    scaled = counts * total / ops.maximum(ops.sum(counts), 1.0)
     return round_to_total(scaled, counts, total)
 
 
@@ -157,7 +176,8 @@ def regrowth(share, total, free, max_fill):
     """Per-layer counts summing to `total`, shared by `share`, each layer
     capped at `floor(max_fill * free)` (at `free` where those caps cannot
     hold the total)."""
-    caps = tf.floor(max_fill * free)
-    caps = tf.where(tf.reduce_sum(caps) >= total, caps, free)
+    ops = keras.ops
+    caps = ops.floor(max_fill * free)
+    caps = ops.where(ops.sum(caps) >= total, caps, free)
     real = water_fill(share * total, caps, total)
     return round_to_total(real, caps, total)

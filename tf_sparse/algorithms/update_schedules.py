@@ -15,7 +15,7 @@ Example:
 import contextlib
 import math
 
-import tensorflow as tf
+import keras
 
 from tf_sparse import schedules
 from tf_sparse.algorithms import checks
@@ -79,7 +79,7 @@ def rate_schedule(owner, value):
 
 
 def rate_at(schedule, step):
-    """`schedule(step)` as a float64 tensor.
+    """`schedule(step)` as a float64 tensor (keras.ops, any backend).
 
     The decays of `tf_sparse.schedules` compute tensors in float32; a rate
     of 0.8 would become 0.800000012 and `ceil(0.8 * 10)` would give 9. For
@@ -87,16 +87,17 @@ def rate_at(schedule, step):
     evaluated here in float64, as the Python path of the schedule (and the
     reference, in Python floats) does; other callables are cast.
     """
-    step = tf.cast(step, tf.float64)
+    ops = keras.ops
     if isinstance(schedule, schedules.ConstantDecay):
-        return tf.constant(float(schedule.value), tf.float64)
+        return ops.convert_to_tensor(float(schedule.value), "float64")
+    step = ops.cast(step, "float64")
     if isinstance(schedule, (schedules.CosineDecay, schedules.LinearDecay)):
         begin = float(schedule.begin_step)
         end = float(schedule.end_step)
-        progress = tf.clip_by_value((step - begin) / (end - begin), 0.0, 1.0)
+        progress = ops.clip((step - begin) / (end - begin), 0.0, 1.0)
         if isinstance(schedule, schedules.CosineDecay):
-            shape = 0.5 * (1.0 + tf.cos(math.pi * progress))
+            shape = 0.5 * (1.0 + ops.cos(math.pi * progress))
         else:
             shape = 1.0 - progress
         return schedule.final + (schedule.initial - schedule.final) * shape
-    return tf.cast(schedule(tf.cast(step, tf.int64)), tf.float64)
+    return ops.cast(schedule(ops.cast(step, "int64")), "float64")

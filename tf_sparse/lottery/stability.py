@@ -76,20 +76,27 @@ def masked_vector(weights, masks):
                  0.0).reshape(-1) for p in masks])
 
 
+def _dot(a, b):
+    """`a . b` of float64 vectors, correctly rounded (`math.fsum` of the
+    exact products' roundings): the same bits on every machine, where
+    `np.dot` and `np.linalg.norm` sum in the order of the BLAS build."""
+    return math.fsum(np.multiply(a, b).tolist())
+
+
 def l2_distance(weights_a, weights_b, masks):
     """||m * W_a - m * W_b||_2 over all masked weights."""
-    return float(np.linalg.norm(masked_vector(weights_a, masks)
-                                - masked_vector(weights_b, masks)))
+    d = masked_vector(weights_a, masks) - masked_vector(weights_b, masks)
+    return math.sqrt(_dot(d, d))
 
 
 def angle_degrees(weights_a, weights_b, masks):
     """Angle between m * W_a and m * W_b, in degrees (0 = same direction)."""
     a = masked_vector(weights_a, masks)
     b = masked_vector(weights_b, masks)
-    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    norms = math.sqrt(_dot(a, a)) * math.sqrt(_dot(b, b))
     if norms == 0:
         return float("nan")
-    cos = float(np.clip(np.dot(a, b) / norms, -1.0, 1.0))
+    cos = min(max(_dot(a, b) / norms, -1.0), 1.0)
     return math.degrees(math.acos(cos))
 
 
