@@ -122,7 +122,8 @@ def stateless_random(kind, shape, key, counter, dtype="float32"):
     if is_tensorflow():
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         seed = tf.random.experimental.stateless_fold_in(
-            tf.constant([int(key[0]), int(key[1])], tf.int64), counter)
+            tf.constant([int(key[0]), int(key[1])], tf.int64),
+            tf.cast(counter, tf.int64))
         draw = (tf.random.stateless_uniform if kind == "uniform"
                 else tf.random.stateless_normal)
         return draw(shape, seed=seed, dtype=dtype)

@@ -30,6 +30,7 @@ import contextlib
 
 import keras
 
+from tf_sparse import backend
 from tf_sparse import masking
 from tf_sparse.algorithms import optimizer_state
 
@@ -39,13 +40,15 @@ def eager_scope():
     `apply_step_zero`): with 64-bit types under JAX (its float64 counts,
     as on the other backends; JAX has no float64 by default); as it is
     elsewhere."""
-    if keras.backend.backend() == "jax":
+    if backend.name() == "jax":
         import jax  # pylint: disable=import-outside-toplevel
         return jax.enable_x64(True)
     return contextlib.nullcontext()
 
 
 def _step_tensor(step):
+    """A Python step as the int64 tensor `update` takes (inside
+    `eager_scope`)."""
     return keras.ops.convert_to_tensor(int(step), "int64")
 
 

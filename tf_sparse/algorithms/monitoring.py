@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse.algorithms import float64
 from tf_sparse.schedules import evaluation
 
 # One row of `history`: these scalars, then one block of L values per
@@ -138,7 +139,8 @@ class UpdateState(tf.Module):
         self.layer_rate.assign(ops.cast(layer_rates, "float32"))
         self.churn.assign(ops.cast(
             ops.cast(total(net_new), "float64")
-            / ops.maximum(ops.cast(before, "float64"), 1.0), "float32"))
+            / float64.maximum(ops.cast(before, "float64"), 1.0),
+            "float32"))
         self.itop.assign(self._itop_value())
         scalars = [step, self.rate, self.churn, self.itop, after,
                    total(dropped), total(grown), total(regrown)]

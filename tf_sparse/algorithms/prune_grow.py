@@ -105,6 +105,7 @@ from tf_sparse import patterns
 from tf_sparse import topk
 from tf_sparse.algorithms import base
 from tf_sparse.algorithms import checks
+from tf_sparse.algorithms import float64
 from tf_sparse.algorithms import monitoring
 from tf_sparse.algorithms import optimizer_state
 from tf_sparse.algorithms import update_schedules
@@ -439,8 +440,8 @@ class PruneGrow(base.MaskAlgorithm):
         `drop_rounding`; `rates` overrides the global rate per layer."""
         rate = ctx.rate if rates is None else rates
         raw = rate * ctx.n
-        return (keras.ops.ceil(raw) if self.drop_rounding == "ceil"
-                else keras.ops.floor(raw))
+        return (float64.ceil(raw) if self.drop_rounding == "ceil"
+                else float64.floor(raw))
 
     def layer_counts(self, ctx):
         """(drop counts, grow counts, shares, per-layer rates), float64 [L].
@@ -452,9 +453,9 @@ class PruneGrow(base.MaskAlgorithm):
         ops = keras.ops
         drop = self.drop_counts(ctx)
         if self.regrow_dropped == "never":
-            drop = ops.minimum(drop, ctx.zeros)
+            drop = float64.minimum(drop, ctx.zeros)
         total = ops.sum(drop)
-        share = ops.where(total > 0, drop / ops.maximum(total, 1.0),
+        share = ops.where(total > 0, drop / float64.maximum(total, 1.0),
                           ops.zeros_like(drop))
         rates = ops.full(ops.shape(drop), ctx.rate, "float64")
         return drop, drop, share, rates

@@ -38,6 +38,7 @@ Example:
 import keras
 
 from tf_sparse.algorithms import checks
+from tf_sparse.algorithms import float64
 
 
 def check_caps(owner, max_fill, dense_layer_density):
@@ -68,7 +69,7 @@ def shares(stats):
     ops = keras.ops
     total = ops.sum(stats)
     n = int(stats.shape[0])
-    return ops.where(total > 0, stats / ops.maximum(total, 1e-300),
+    return ops.where(total > 0, stats / float64.maximum(total, 1e-300),
                      ops.full([n], 1.0 / n, "float64"))
 
 
@@ -81,7 +82,7 @@ def mean_abs_active(ctx, signals):
     sums = [ops.sum(ops.where(active, ops.cast(ops.abs(signal), "float64"),
                               0.0))
             for active, signal in zip(ctx.active, signals)]
-    return ops.stack(sums) / ops.maximum(ctx.n, 1.0)
+    return ops.stack(sums) / float64.maximum(ctx.n, 1.0)
 
 
 def redistribute(ctx, share, drop_counts, *, dense_layer_density=0.8,
@@ -100,12 +101,12 @@ def redistribute(ctx, share, drop_counts, *, dense_layer_density=0.8,
     zero_fraction = ctx.zeros / ctx.sizes
     capped = ops.logical_and(zero_fraction < 1.0 - dense_layer_density,
                              share > 1.0 / int(share.shape[0]))
-    rates = ops.where(capped, ops.minimum(ctx.rate, zero_fraction), ctx.rate)
+    rates = ops.where(capped, float64.minimum(ctx.rate, zero_fraction), ctx.rate)
     drop = drop_counts(ctx, rates)
     removed = ops.sum(drop)
     if disjoint:
         free = ctx.zeros
-        removed = ops.minimum(removed, ops.sum(free))
+        removed = float64.minimum(removed, ops.sum(free))
         drop = scale_to_total(drop, removed)
     else:
         free = ctx.zeros + drop
@@ -122,16 +123,16 @@ def water_fill(base, caps, total):
     """
     ops = keras.ops
     cand = ops.concatenate([ops.zeros([1], "float64"),
-                            ops.maximum(caps - base, 0.0)], 0)
+                            float64.maximum(caps - base, 0.0)], 0)
     sums = ops.sum(
-        ops.minimum(caps[None, :], base[None, :] + cand[:, None]), axis=1)
+        float64.minimum(caps[None, :], base[None, :] + cand[:, None]), axis=1)
     best = ops.max(ops.where(sums <= total, cand, 0.0))
-    at_best = ops.minimum(caps, base + best)
+    at_best = float64.minimum(caps, base + best)
     open_layers = ops.sum(ops.cast(base + best < caps, "float64"))
     lam = best + ops.where(
         open_layers > 0,
-        (total - ops.sum(at_best)) / ops.maximum(open_layers, 1.0), 0.0)
-    return ops.minimum(caps, base + lam)
+        (total - ops.sum(at_best)) / float64.maximum(open_layers, 1.0), 0.0)
+    return float64.minimum(caps, base + lam)
 
 
 def round_to_total(real, caps, total):
@@ -149,7 +150,7 @@ def round_to_total(real, caps, total):
     [1., 2.]
     """
     ops = keras.ops
-    floors = ops.minimum(ops.floor(real), caps)
+    floors = float64.minimum(float64.floor(real), caps)
     extra = ops.cast(total - ops.sum(floors), "int32")
     remainder = ops.where(floors < caps, real - floors, -1.0)
     n = int(real.shape[0])
@@ -168,7 +169,7 @@ def round_to_total(real, caps, total):
 def scale_to_total(counts, total):
     """`counts` scaled down to sum to `total`, rounded by largest remainder."""
     ops = keras.ops
-    scaled = counts * total / ops.maximum(ops.sum(counts), 1.0)
+    scaled = counts * total / float64.maximum(ops.sum(counts), 1.0)
     return round_to_total(scaled, counts, total)
 
 
@@ -177,7 +178,7 @@ def regrowth(share, total, free, max_fill):
     capped at `floor(max_fill * free)` (at `free` where those caps cannot
     hold the total)."""
     ops = keras.ops
-    caps = ops.floor(max_fill * free)
+    caps = float64.floor(max_fill * free)
     caps = ops.where(ops.sum(caps) >= total, caps, free)
     real = water_fill(share * total, caps, total)
     return round_to_total(real, caps, total)

@@ -28,7 +28,7 @@ Example:
     model.fit(..., callbacks=[tfs.callbacks.MaskUpdate(alg)])
 """
 
-import tensorflow as tf
+import keras
 
 from tf_sparse import schedules
 from tf_sparse.algorithms import prune_grow
@@ -78,7 +78,7 @@ class RigL(prune_grow.PruneGrow):
             **options)
 
     def grow_score(self, ctx, i):
-        return tf.abs(ctx.gradient(i))
+        return keras.ops.abs(ctx.gradient(i))
 
     def get_config(self):
         return {**super().get_config(), "decay": self.decay,

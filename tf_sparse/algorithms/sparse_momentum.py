@@ -20,7 +20,7 @@ Example:
     alg = SparseMomentum(total_steps=20 * 600, steps_per_epoch=600)
 """
 
-import tensorflow as tf
+import keras
 
 from tf_sparse.algorithms import checks
 from tf_sparse.algorithms import prune_grow
@@ -105,7 +105,7 @@ class SparseMomentum(prune_grow.PruneGrow):
     def grow_score(self, ctx, i):
         if self.growth == "random":
             return ctx.uniform(i)
-        return tf.abs(ctx.momentum(i) if self.growth == "momentum"
+        return keras.ops.abs(ctx.momentum(i) if self.growth == "momentum"
                       else ctx.gradient(i))
 
     def get_config(self):

@@ -17,6 +17,7 @@ import math
 
 import keras
 
+from tf_sparse import backend
 from tf_sparse import schedules
 from tf_sparse.algorithms import checks
 
@@ -79,25 +80,36 @@ def rate_schedule(owner, value):
 
 
 def rate_at(schedule, step):
-    """`schedule(step)` as a float64 tensor (keras.ops, any backend).
+    """`schedule(step)` as a float64 tensor.
 
     The decays of `tf_sparse.schedules` compute tensors in float32; a rate
     of 0.8 would become 0.800000012 and `ceil(0.8 * 10)` would give 9. For
     `ConstantDecay`, `CosineDecay` and `LinearDecay` the same formula is
     evaluated here in float64, as the Python path of the schedule (and the
-    reference, in Python floats) does; other callables are cast.
+    reference, in Python floats) does: in TensorFlow's graph with float64
+    ops, and in Python floats for an eager update of the other backends
+    (where `keras.ops.cos` and `clip` of float64 give float32); other
+    callables are cast.
     """
     ops = keras.ops
     if isinstance(schedule, schedules.ConstantDecay):
         return ops.convert_to_tensor(float(schedule.value), "float64")
-    step = ops.cast(step, "float64")
-    if isinstance(schedule, (schedules.CosineDecay, schedules.LinearDecay)):
-        begin = float(schedule.begin_step)
-        end = float(schedule.end_step)
+    if not isinstance(schedule, (schedules.CosineDecay,
+                                 schedules.LinearDecay)):
+        return ops.cast(schedule(ops.cast(step, "int64")), "float64")
+    begin = float(schedule.begin_step)
+    end = float(schedule.end_step)
+    if backend.is_tensorflow():
+        step = ops.cast(step, "float64")
         progress = ops.clip((step - begin) / (end - begin), 0.0, 1.0)
-        if isinstance(schedule, schedules.CosineDecay):
-            shape = 0.5 * (1.0 + ops.cos(math.pi * progress))
-        else:
-            shape = 1.0 - progress
-        return schedule.final + (schedule.initial - schedule.final) * shape
-    return ops.cast(schedule(ops.cast(step, "int64")), "float64")
+        cos = ops.cos
+    else:
+        step = float(ops.convert_to_numpy(step))
+        progress = min(max((step - begin) / (end - begin), 0.0), 1.0)
+        cos = math.cos
+    if isinstance(schedule, schedules.CosineDecay):
+        shape = 0.5 * (1.0 + cos(math.pi * progress))
+    else:
+        shape = 1.0 - progress
+    rate = schedule.final + (schedule.initial - schedule.final) * shape
+    return ops.convert_to_tensor(rate, "float64")
