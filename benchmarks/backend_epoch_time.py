@@ -35,8 +35,8 @@ sys.path.insert(0, HERE)
 
 import common  # noqa: E402
 
-BACKENDS = ("tensorflow", "jax", "torch")
-MODELS = ("lenet300_100", "lenet5_caffe")
+BACKENDS = common.BACKENDS
+MODELS = common.LENET_MODELS
 VARIANTS = ("dense", "static", "set")
 BATCH = 100
 SPARSITY = 0.9

@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 
 import common  # noqa: E402
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = common.BACKENDS
 
 
 def worker(args):
@@ -44,11 +44,11 @@ def worker(args):
     scores = rng.standard_normal(args.size).astype(np.float32)
     eligible = np.ones(args.size, bool)
     variants = [("radix", True), ("sort", True)]
-    if backend.is_tensorflow():
+    if backend.name() in ("tensorflow", "jax"):   # the compiling ones
         variants += [("radix", False), ("sort", False)]
     seconds, masks = {}, {}
     for method, jit in variants:
-        name = method + ("" if jit or not backend.is_tensorflow()
+        name = method + ("" if jit or backend.name() == "torch"
                          else "-no-xla")
 
         def select():
@@ -90,9 +90,9 @@ def report(results, args):
         f"`topk.select_top`: the {args.k} highest of {args.size} random "
         f"float32 scores, median (and fastest) of {args.rounds} timed calls "
         "after two warm-ups, the mask read back to NumPy; every variant "
-        "gave the same mask. On TensorFlow the selection is compiled with "
-        "XLA unless '-no-xla'; on JAX and PyTorch it runs op by op "
-        "(`keras.ops.bincount` cannot be jitted by JAX). Written by "
+        "gave the same mask. On TensorFlow (`tf.function(jit_compile=True)`) "
+        "and JAX (`jax.jit`) the selection is compiled with XLA unless "
+        "'-no-xla'; on PyTorch it runs op by op. Written by "
         "benchmarks/backend_selection.py.\n\n"
         + common.markdown_table(
             ["backend", "method", "median ms", "fastest ms",

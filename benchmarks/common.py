@@ -13,6 +13,12 @@ import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
+# The Keras backends tf-sparse runs on (`tf_sparse.backend.BACKENDS`; not
+# imported here: importing Keras would fix this process's backend).
+BACKENDS = ("tensorflow", "jax", "torch")
+# The two Fashion-MNIST models of the per-backend benchmarks.
+LENET_MODELS = ("lenet300_100", "lenet5_caffe")
+
 
 def machine_info():
     """CPU, cores, Python and package versions, as a dict."""

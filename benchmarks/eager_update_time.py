@@ -3,8 +3,9 @@ against an earlier checkout of tf-sparse in the same run.
 
 On JAX and PyTorch every update runs eagerly between two train steps
 (`MaskAlgorithm.eager_update`, driven by `tfs.callbacks.MaskUpdate`); on
-TensorFlow the same call runs the update eagerly too (in training it runs
-inside the compiled step, which this does not time). For each backend,
+TensorFlow the same call runs the update eagerly (only an update due at
+step 0 runs so), and the "(in graph)" rows time the update as TensorFlow's
+train step runs it (`after_train_step` in a `tf.function`). For each backend,
 model (LeNet-300-100, LeNet-5 Caffe; 90% sparse, uniform) and algorithm
 (SET, sparse momentum, RigL) the worker compiles the model with SGD +
 momentum, trains one batch, attaches the algorithm with an update due at
@@ -38,8 +39,8 @@ sys.path.insert(0, HERE)
 
 import common  # noqa: E402
 
-BACKENDS = ("tensorflow", "jax", "torch")
-MODELS = ("lenet300_100", "lenet5_caffe")
+BACKENDS = common.BACKENDS
+MODELS = common.LENET_MODELS
 ALGORITHMS = ("set", "sparse_momentum", "rigl")
 SPARSITY = 0.9
 BATCH = 100
@@ -55,8 +56,10 @@ def _algorithm(name):
     return tfs.algorithms.RigL(**common_args)
 
 
-def time_updates(model_name, algorithm_name, repeats):
-    """Seconds of `repeats` eager updates (after two warm-ups)."""
+def time_updates(model_name, algorithm_name, repeats, in_graph=False):
+    """Seconds of `repeats` eager updates (after two warm-ups); with
+    `in_graph` (TensorFlow), of the update as TensorFlow's train step runs
+    it: `after_train_step` in a `tf.function`."""
     # pylint: disable=import-outside-toplevel
     import keras
     import numpy as np
@@ -76,10 +79,17 @@ def time_updates(model_name, algorithm_name, repeats):
     algorithm = _algorithm(algorithm_name)
     training.attach(model, algorithm)
     masks = [mw.mask for mw in tfs.masked_weights(model)]
+    update = algorithm.eager_update
+    if in_graph:
+        import tensorflow as tf
+        traced = tf.function(algorithm.after_train_step)
+
+        def update(step, data):
+            traced(tf.constant(step, tf.int64), data)
     times = []
     for i in range(repeats + 2):
         start = time.perf_counter()
-        algorithm.eager_update(2 + i, (x, y))
+        update(2 + i, (x, y))
         for mask in masks:
             keras.ops.convert_to_numpy(mask)
         times.append(time.perf_counter() - start)
@@ -91,7 +101,12 @@ def worker(args):
     import tf_sparse  # pylint: disable=import-outside-toplevel
     seconds = {m: {a: time_updates(m, a, args.repeats)
                    for a in args.algorithms} for m in args.models}
+    in_graph = None
+    if keras.backend.backend() == "tensorflow":
+        in_graph = {m: {a: time_updates(m, a, args.repeats, in_graph=True)
+                        for a in args.algorithms} for m in args.models}
     json.dump({"backend": keras.backend.backend(), "seconds": seconds,
+               "in_graph_seconds": in_graph,
                "tf_sparse": os.path.dirname(os.path.dirname(
                    os.path.abspath(tf_sparse.__file__)))}, sys.stdout)
 
@@ -129,16 +144,20 @@ def report(current, baseline, args):
         header += ["baseline ms", "baseline / current"]
     rows = []
     for backend in args.backends:
-        for model_name in args.models:
-            for name in args.algorithms:
-                now = statistics.median(
-                    current[backend]["seconds"][model_name][name]) * 1e3
-                row = [backend, model_name, name, f"{now:.1f}"]
-                if baseline:
-                    old = statistics.median(
-                        baseline[backend]["seconds"][model_name][name]) * 1e3
-                    row += [f"{old:.1f}", f"{old / now:.2f}x"]
-                rows.append(row)
+        for key, label in (("seconds", backend),
+                           ("in_graph_seconds", f"{backend} (in graph)")):
+            if not current[backend].get(key):
+                continue
+            for model_name in args.models:
+                for name in args.algorithms:
+                    now = statistics.median(
+                        current[backend][key][model_name][name]) * 1e3
+                    row = [label, model_name, name, f"{now:.1f}"]
+                    if baseline:
+                        old = statistics.median(
+                            baseline[backend][key][model_name][name]) * 1e3
+                        row += [f"{old:.1f}", f"{old / now:.2f}x"]
+                    rows.append(row)
     root = os.path.dirname(HERE)
     text = (
         "# One mask update between train steps, by Keras backend\n\n"
@@ -146,8 +165,10 @@ def report(current, baseline, args):
         "models after one SGD-momentum batch, an update due at every step; "
         f"median of {args.repeats} calls after two warm-ups, masks read back "
         "to NumPy inside the time. This is how JAX and PyTorch run every "
-        "update (TensorFlow runs its updates inside the compiled train "
-        "step, not timed here; its row is the same call, eager). "
+        "update. TensorFlow runs its updates inside the compiled train step: "
+        "its '(in graph)' rows time `after_train_step` in a `tf.function`; "
+        "its plain rows the eager call (used only for an update due at "
+        "step 0). "
         + (f"Baseline: commit {_git_commit(args.baseline)} "
            f"(checkout {os.path.basename(os.path.abspath(args.baseline))}), "
            f"current: commit {_git_commit(root)}, run interleaved by "

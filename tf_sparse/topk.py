@@ -33,8 +33,8 @@ constant-size `DenseBincount` kernel (which XLA compiles;
 `bincount` needs concrete values, so `jax.jit` could not compile it), and
 `keras.ops.bincount` on PyTorch. `jit=True` compiles the whole selection
 with XLA on TensorFlow (`tf.function(jit_compile=True)`) and JAX
-(`jax.jit`, about 2x faster than op by op on 1M scores); PyTorch runs it
-op by op.
+(`jax.jit`; faster than op by op, `benchmarks/results/backend_selection.md`);
+PyTorch runs it op by op.
 
 On the host, `numpy_select_top` / `numpy_select_bottom` are the NumPy twins
 with the same order and tie rule (float32 scores get the keys of
