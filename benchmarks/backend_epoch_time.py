@@ -101,13 +101,9 @@ def worker(args):
             for variant in VARIANTS:
                 figures[model_name][variant].append(
                     one_variant(model_name, variant, x, y, args.epochs))
-    versions = {}
-    for module in ("jax", "jaxlib", "torch"):
-        if importlib.util.find_spec(module) is not None:
-            versions[module] = __import__(module).__version__
     json.dump({"backend": keras.backend.backend(), "data": source,
                "steps_per_epoch": len(x) // BATCH, "seconds": figures,
-               "versions": versions}, sys.stdout)
+               "versions": common.backend_versions()}, sys.stdout)
 
 
 def run_backend(backend, args):
@@ -178,9 +174,7 @@ def report(results, args):
     machine = common.machine_info()
     for result in results:
         machine.update(result["versions"])
-    text += "\nMachine: " + ", ".join(
-        f"{k} {machine.get(k)}" for k in ("cpu", "cpu_count", "tensorflow",
-                                          "keras", "jax", "torch")) + "\n"
+    text += common.machine_line(machine)
     payload = {"config": vars(args), "machine": machine, "results": results}
     return common.write_results("backend_epoch_time", payload, text), text
 

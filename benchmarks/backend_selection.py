@@ -16,7 +16,6 @@ Writes benchmarks/results/backend_selection.{json,md}.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -81,10 +80,7 @@ def report(results, args):
             rows.append([result["backend"], name, f"{median * 1e3:.1f}",
                          f"{min(times) * 1e3:.1f}",
                          f"{median / reference:.2f}x" if reference else ""])
-    machine = common.machine_info()
-    for module in ("jax", "torch"):
-        if importlib.util.find_spec(module) is not None:
-            machine[module] = __import__(module).__version__
+    machine = {**common.machine_info(), **common.backend_versions()}
     markdown = (
         "# Exact top-k selection by Keras backend\n\n"
         f"`topk.select_top`: the {args.k} highest of {args.size} random "
@@ -97,10 +93,7 @@ def report(results, args):
         + common.markdown_table(
             ["backend", "method", "median ms", "fastest ms",
              "vs TensorFlow radix (XLA)"], rows)
-        + "\nMachine: " + ", ".join(
-            f"{k} {machine.get(k)}" for k in ("cpu", "cpu_count",
-                                                "tensorflow", "keras", "jax",
-                                                "torch")) + "\n")
+        + common.machine_line(machine))
     paths = common.write_results(
         "backend_selection", {"config": vars(args), "machine": machine,
                               "results": results}, markdown)

@@ -5,6 +5,7 @@ machine and package versions) and `benchmarks/results/<name>.md` (a table).
 """
 
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -42,20 +43,48 @@ def machine_info():
             info[module] = __import__(module).__version__
         except Exception:  # pylint: disable=broad-except
             info[module] = None
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-            text=True, cwd=os.path.dirname(RESULTS)).stdout.strip()
-    except OSError:
-        pass
+    commit = git_commit(os.path.dirname(RESULTS))
+    if commit is not None:
+        info["git_commit"] = commit
     return info
 
 
-def run_backend_worker(script, backend, argv):
+def git_commit(path):
+    """The short commit of the git checkout holding `path`, or None."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, cwd=path)
+    except OSError:
+        return None
+    return done.stdout.strip() or None
+
+
+def backend_versions():
+    """Versions of the other Keras backends' packages that are installed
+    (jax, jaxlib, torch), without importing Keras."""
+    return {module: __import__(module).__version__
+            for module in ("jax", "jaxlib", "torch")
+            if importlib.util.find_spec(module) is not None}
+
+
+def machine_line(machine, keys=("cpu", "cpu_count", "tensorflow", "keras",
+                                "jax", "torch")):
+    """The "Machine: ..." line of a results table."""
+    return "\nMachine: " + ", ".join(
+        f"{k} {machine.get(k)}" for k in keys) + "\n"
+
+
+def run_backend_worker(script, backend, argv, pythonpath=None):
     """Runs `script --worker *argv` with `KERAS_BACKEND=backend` (Keras
     fixes its backend at import, so each backend gets its own process) and
-    returns the JSON the worker prints on its last line of stdout."""
+    returns the JSON the worker prints on its last line of stdout.
+    `pythonpath`: a directory put first on the worker's PYTHONPATH (e.g. a
+    checkout of another commit, whose tf_sparse the worker then imports)."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.abspath(pythonpath)]
+            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     done = subprocess.run(
         [sys.executable, os.path.abspath(script), "--worker", *argv],
         env=env, cwd=os.path.dirname(RESULTS), capture_output=True,

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -107,35 +106,17 @@ def worker(args):
                         for a in args.algorithms} for m in args.models}
     json.dump({"backend": keras.backend.backend(), "seconds": seconds,
                "in_graph_seconds": in_graph,
-               "tf_sparse": os.path.dirname(os.path.dirname(
-                   os.path.abspath(tf_sparse.__file__)))}, sys.stdout)
-
-
-def _git_commit(path):
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True,
-                              cwd=path).stdout.strip()
-    except OSError:
-        return None
+               # The commit of the tf_sparse this worker imported.
+               "commit": common.git_commit(os.path.dirname(tf_sparse.__file__)),
+               "versions": common.backend_versions()}, sys.stdout)
 
 
 def run_worker(backend, args, baseline=None):
     argv = [f"--models={','.join(args.models)}",
             f"--algorithms={','.join(args.algorithms)}",
             f"--repeats={args.repeats}"]
-    if baseline is None:
-        return common.run_backend_worker(__file__, backend, argv)
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [os.path.abspath(baseline)] + ([old] if old else []))
-    try:
-        return common.run_backend_worker(__file__, backend, argv)
-    finally:
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
+    return common.run_backend_worker(__file__, backend, argv,
+                                     pythonpath=baseline)
 
 
 def report(current, baseline, args):
@@ -158,7 +139,7 @@ def report(current, baseline, args):
                             baseline[backend][key][model_name][name]) * 1e3
                         row += [f"{old:.1f}", f"{old / now:.2f}x"]
                     rows.append(row)
-    root = os.path.dirname(HERE)
+    some = next(iter(current.values()))
     text = (
         "# One mask update between train steps, by Keras backend\n\n"
         f"`MaskAlgorithm.eager_update` on {SPARSITY:.0%} sparse (uniform) "
@@ -169,17 +150,16 @@ def report(current, baseline, args):
         "its '(in graph)' rows time `after_train_step` in a `tf.function`; "
         "its plain rows the eager call (used only for an update due at "
         "step 0). "
-        + (f"Baseline: commit {_git_commit(args.baseline)} "
-           f"(checkout {os.path.basename(os.path.abspath(args.baseline))}), "
-           f"current: commit {_git_commit(root)}, run interleaved by "
-           "backend in one run. " if baseline else "")
+        + (f"Baseline: commit {next(iter(baseline.values()))['commit']}, "
+           f"current: commit {some['commit']}, run interleaved by backend "
+           "in one run. " if baseline else "")
         + "Written by benchmarks/eager_update_time.py.\n\n"
         + common.markdown_table(header, rows))
-    machine = common.machine_info()
-    text += "\nMachine: " + ", ".join(
-        f"{k} {machine.get(k)}" for k in ("cpu", "cpu_count", "tensorflow",
-                                          "keras")) + "\n"
-    payload = {"config": vars(args), "machine": machine, "current": current,
+    machine = {**common.machine_info(), **some["versions"]}
+    text += common.machine_line(machine)
+    # The baseline's directory is this machine's; its commit is recorded.
+    config = {**vars(args), "baseline": bool(args.baseline)}
+    payload = {"config": config, "machine": machine, "current": current,
                "baseline": baseline}
     return common.write_results("eager_update_time", payload, text), text
 
