@@ -203,38 +203,36 @@ def _select_top_keys(keys, eligible, k, method):
     return _select_top_keys_radix(keys, eligible, k)
 
 
-_compiled = []
+_compiled = {}
 
 
-def _tf_compiled():
-    """`_select_top_keys` compiled with XLA (the TensorFlow backend only).
+def _compiled_selection():
+    """`_select_top_keys` compiled with XLA for this backend, or None where
+    Keras's backend has no compiler here (PyTorch).
 
     A pure function of its inputs (no variables), so it can always be
     compiled on its own, inside an uncompiled train step too: XLA fuses the
-    dozen elementwise passes into a few loops (2-5x faster on CPU here). k
-    is an input tensor, so one compilation per (shape, method) serves every
-    update.
+    dozen elementwise passes into a few loops (2-5x faster on CPU here on
+    TensorFlow). k is an input tensor and `method` a static argument, so
+    one compilation per (shape, method) serves every update. Built once
+    per backend: `tf.function(jit_compile=True)` on TensorFlow, `jax.jit`
+    on JAX.
     """
-    if not _compiled:
-        import tensorflow as tf  # the TensorFlow backend only
+    name = backend.name()
+    if name not in _compiled:
+        if name == "tensorflow":
+            import tensorflow as tf  # the TensorFlow backend only
 
-        _compiled.append(tf.function(_select_top_keys, jit_compile=True,
-                                     reduce_retracing=True))
-    return _compiled[0]
+            _compiled[name] = tf.function(_select_top_keys, jit_compile=True,
+                                          reduce_retracing=True)
+        elif name == "jax":
+            import jax  # the JAX backend only
 
-
-def _jax_compiled():
-    """`_select_top_keys` under `jax.jit` (the JAX backend only); k is a
-    traced input, `method` static: one compilation per (shape, method)."""
-    if not _jax_compiled_cache:
-        import jax  # the JAX backend only
-
-        _jax_compiled_cache.append(jax.jit(_select_top_keys,
-                                           static_argnames=("method",)))
-    return _jax_compiled_cache[0]
-
-
-_jax_compiled_cache = []
+            _compiled[name] = jax.jit(_select_top_keys,
+                                      static_argnames=("method",))
+        else:
+            _compiled[name] = None
+    return _compiled[name]
 
 
 def select_top_keys(keys, eligible, k, method="radix", jit=True):
@@ -255,10 +253,9 @@ def select_top_keys(keys, eligible, k, method="radix", jit=True):
     keys = ops.convert_to_tensor(keys, "int32")
     eligible = ops.convert_to_tensor(eligible, "bool")
     k = ops.cast(k, "int32")
-    if jit and backend.is_tensorflow():
-        return _tf_compiled()(keys, eligible, k, method)
-    if jit and backend.name() == "jax":
-        return _jax_compiled()(keys, eligible, k, method=method)
+    compiled = _compiled_selection() if jit else None
+    if compiled is not None:
+        return compiled(keys, eligible, k, method)
     return _select_top_keys(keys, eligible, k, method)
 
 

@@ -2,8 +2,8 @@
 
 Per-layer counts of an update (drop and grow counts, redistribution
 shares) are float64, as in the references' Python floats: in float32,
-`ceil(0.3 * n)` and the largest-remainder rounding can come out one weight
-off. Keras's JAX and PyTorch backends compute `keras.ops.floor`, `ceil`,
+`ceil(0.14 * 50)` (7.000000000000001 in float64, so 8) comes out 7, and
+the largest-remainder rounding can be one weight off too. Keras's JAX and PyTorch backends compute `keras.ops.floor`, `ceil`,
 `minimum` and `maximum` of float64 tensors in float32 (their dtype policy
 maps 64-bit results to 32-bit outside TensorFlow), so the count math uses
 these instead: the same results, exactly, from operations that keep
